@@ -1,0 +1,59 @@
+"""The `amiup` command: one Typer app with a sub-app per part of the system."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+
+from amiup.errors import EXIT_USAGE, AmiupError
+
+app = typer.Typer(
+    name="amiup",
+    help="Secure firmware upgrade for smart meters (NEMA SG-AMI 1).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    """Attach sub-apps; each lives in its own module under amiup.cli."""
+    from amiup.cli import demo, keys, package
+
+    app.add_typer(keys.app, name="keys")
+    app.add_typer(package.app, name="package")
+    app.command("demo")(demo.demo)
+    # Sub-apps of later parts register here, one line each.
+
+
+def fail(err: AmiupError) -> NoReturn:
+    """Print ``error: CODE: explanation (detail)`` on one line and exit with the family's code."""
+    typer.echo(f"error: {err.message}", err=True)
+    raise typer.Exit(err.exit_code)
+
+
+def main() -> None:
+    """Entry point: no traceback ever reaches a user; errors print one line."""
+    _register()
+    try:
+        app(standalone_mode=False)
+    except AmiupError as err:
+        typer.echo(f"error: {err.message}", err=True)
+        sys.exit(err.exit_code)
+    except typer.Exit as ex:
+        sys.exit(ex.exit_code)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(EXIT_USAGE)
+    except Exception as ex:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(ex, click.exceptions.ClickException):
+            typer.echo(f"error: invalid-argument: {ex.format_message()}", err=True)
+            sys.exit(EXIT_USAGE)
+        if isinstance(ex, KeyboardInterrupt):
+            sys.exit(130)
+        typer.echo(f"error: internal: {type(ex).__name__}: {ex}", err=True)
+        sys.exit(70)
