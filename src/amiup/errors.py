@@ -64,6 +64,7 @@ _TABLE: tuple[tuple[str, Family, str], ...] = (
     ("locked-out", "rejected", "too many failed attempts; the port is locked for a while"),
     ("malformed-message", "rejected", "a protocol message is not well formed"),
     ("report-replayed", "rejected", "the status report does not carry the expected nonce"),
+    ("audit-broken", "rejected", "the audit trail's hash chain is broken (row edited, deleted or reordered)"),
     # -- device outcomes reported upward
     ("transfer-incomplete", "rejected", "blocks are missing; the image is not complete"),
     ("self-test-failed", "rejected", "the new image failed its self-test; reverted"),

@@ -26,6 +26,9 @@ def _register() -> None:
     app.add_typer(package.app, name="package")
     app.command("demo")(demo.demo)
     # Sub-apps of later parts register here, one line each.
+    from amiup.cli import conformance; app.command("conformance")(conformance.run)  # noqa: E702, I001
+    from amiup.cli import fieldtool, meter; app.add_typer(meter.app, name="meter"); app.add_typer(fieldtool.app, name="fieldtool")  # noqa: E501, E702, I001
+    from amiup.cli import ums; app.add_typer(ums.app, name="ums")  # noqa: E702, I001
 
 
 def fail(err: AmiupError) -> NoReturn:
@@ -47,13 +50,14 @@ def main() -> None:
     except typer.Abort:
         typer.echo("error: aborted", err=True)
         sys.exit(EXIT_USAGE)
-    except Exception as ex:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(ex, click.exceptions.ClickException):
-            typer.echo(f"error: invalid-argument: {ex.format_message()}", err=True)
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except Exception as ex:  # usage errors of Typer's (vendored) click, and the unexpected
+        if hasattr(ex, "format_message") and hasattr(ex, "exit_code"):
+            msg = " ".join(str(ex.format_message()).split())
+            if msg:  # empty when help was shown for a bare group command
+                typer.echo(f"error: invalid-argument: {msg}", err=True)
             sys.exit(EXIT_USAGE)
-        if isinstance(ex, KeyboardInterrupt):
-            sys.exit(130)
         typer.echo(f"error: internal: {type(ex).__name__}: {ex}", err=True)
         sys.exit(70)

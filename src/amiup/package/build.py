@@ -54,12 +54,10 @@ def build_package(image: bytes, *, component: str, version: str, security_seq: i
     if len(image) > limits.max_image:
         raise error("too-large", f"image of {len(image)} bytes > {limits.max_image}")
     reqs = tuple(r if isinstance(r, Requirement) else Requirement.parse(r) for r in requires)
-    if any(r.component == component for r in reqs):
-        raise error("invalid-argument", "a package cannot depend on its own component")
 
     if delta_from is not None:
-        payload, kind, from_sha = delta.create(delta_from, image), "delta", hashlib.sha256(delta_from).digest()
-        compression = delta.COMPRESSION
+        payload, kind, compression = delta.create(delta_from, image), "delta", delta.COMPRESSION
+        from_sha = hashlib.sha256(delta_from).digest()
     else:
         payload, kind, from_sha, compression = image, "full", None, "none"
     enc = None

@@ -43,7 +43,7 @@ def _read_exact(fp: BinaryIO, n: int, what: str) -> bytes:
 
 def read_bstr_head(fp: BinaryIO, what: str) -> int:
     """Read a definite-length byte-string head in shortest form; return its length."""
-    ib = _read_exact(fp, 1, what)[0]
+    ib = bytes(_read_exact(fp, 1, what))[0]
     if ib >> 5 != _BSTR:
         raise error("malformed-package", f"{what} is not a byte string")
     ai = ib & 0x1F
@@ -52,7 +52,7 @@ def read_bstr_head(fp: BinaryIO, what: str) -> int:
     widths = {24: 1, 25: 2, 26: 4, 27: 8}
     if ai not in widths:
         raise error("malformed-package", f"{what} has an indefinite or reserved length")
-    n = int.from_bytes(_read_exact(fp, widths[ai], what), "big")
+    n = int.from_bytes(bytes(_read_exact(fp, widths[ai], what)), "big")
     if bstr_head(n) != bytes([ib]) + n.to_bytes(widths[ai], "big"):
         raise error("malformed-package", f"{what} length is not in shortest form")
     return n
@@ -68,13 +68,13 @@ class EnvelopeHead:
 
 def read_head(fp: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> EnvelopeHead:
     """Read up to the start of the payload, checking every cap before reading further."""
-    magic = fp.read(len(MAGIC))
+    magic = bytes(fp.read(len(MAGIC)))
     if magic != MAGIC:
         raise error("malformed-package", "not an amiup package (bad magic or format version)")
     n = read_bstr_head(fp, "signed header")
     if n > limits.max_header:
         raise error("too-large", f"signed header of {n} bytes > {limits.max_header}")
-    header = _read_exact(fp, n, "signed header")
+    header = bytes(_read_exact(fp, n, "signed header"))
     size = read_bstr_head(fp, "payload")
     if size > limits.max_payload:
         raise error("too-large", f"payload of {size} bytes > {limits.max_payload}")

@@ -185,7 +185,7 @@ class Manifest:
         return cls.from_dict(loads(data, what="manifest"), limits)
 
     @classmethod
-    def from_dict(cls, d: Any, limits: Limits = DEFAULT_LIMITS) -> Manifest:  # noqa: C901
+    def from_dict(cls, d: Any, limits: Limits = DEFAULT_LIMITS) -> Manifest:
         if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
             raise _bad("manifest must be a map with text keys")
         if d.get("v") != FORMAT_VERSION:

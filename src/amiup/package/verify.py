@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -23,7 +24,7 @@ from amiup.trust import cose
 from amiup.trust.anchors import TrustAnchors
 from amiup.trust.keys import PrivateKey
 
-READ_CHUNK = 64 * 1024
+READ_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,10 @@ def verify_stream(fp: BinaryIO, anchors: TrustAnchors, *, old_image: bytes | Non
                   limits: Limits = DEFAULT_LIMITS) -> VerifiedPackage:
     """Verify a package read from ``fp`` (see module docstring for the order of checks)."""
     head = envelope.read_head(fp, limits)
+    # A large in-memory payload is hashed on another core while the signature is checked;
+    # the digest is only compared after the manifest is trusted, so the order of trust holds.
+    ahead = (_hasher().submit(_sha256, fp.peek(head.payload_size))
+             if isinstance(fp, _MemReader) and head.payload_size >= AHEAD_MIN else None)
     signed = verify_manifest(head.signed_header, anchors, limits=limits)
     m = signed.manifest
     if head.payload_size != m.payload.size:
@@ -124,18 +129,34 @@ def verify_stream(fp: BinaryIO, anchors: TrustAnchors, *, old_image: bytes | Non
     want_image = plain_available and (m.payload.kind == "full" or old_image is not None)
 
     payload_sha = hashlib.sha256()
-    image_sink = _Sink(keep_image) if want_image and m.payload.kind == "full" else None
+    # A plain full image *is* the payload: one digest pass serves both checks.
+    same_bytes = m.payload.kind == "full" and m.encryption is None
+    image_sink = (_Sink(keep_image) if want_image and m.payload.kind == "full" and not same_bytes
+                  else None)
+    kept = io.BytesIO() if keep_image and same_bytes else None
     # A delta patch is spooled (memory up to 1 MiB, then a temp file) because detools
     # applies it as a seekable stream after the digest is known to be right.
-    patch = tempfile.SpooledTemporaryFile(max_size=1 << 20) if want_image and m.payload.kind == "delta" else None
+    patch = (tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 - closed in finally
+             if want_image and m.payload.kind == "delta" else None)
     remaining = head.payload_size
+    # In memory the payload is already resident: one zero-copy slice hashes fastest.
+    step = remaining if isinstance(fp, _MemReader) and decryptor is None else READ_CHUNK
+    only_digest = ahead is not None and image_sink is None and patch is None and kept is None
+    if only_digest:
+        assert ahead is not None
+        if len(fp.read(remaining)) != remaining:
+            raise error("malformed-package", "truncated: payload is short")
+        payload_sha = _Precomputed(ahead.result())
+        remaining = 0
     try:
         while remaining:
-            chunk = fp.read(min(READ_CHUNK, remaining))
+            chunk = fp.read(min(step, remaining))
             if not chunk:
                 raise error("malformed-package", f"truncated: payload is {remaining} bytes short")
             remaining -= len(chunk)
             payload_sha.update(chunk)
+            if kept is not None:
+                kept.write(chunk)
             plain = decryptor.feed(chunk) if decryptor is not None else chunk
             if image_sink is not None:
                 image_sink.write(plain)
@@ -159,6 +180,13 @@ def verify_stream(fp: BinaryIO, anchors: TrustAnchors, *, old_image: bytes | Non
     finally:
         if patch is not None:
             patch.close()
+    if same_bytes:
+        if head.payload_size != m.image.size:
+            raise error("size-mismatch", f"image is {head.payload_size} bytes, manifest says {m.image.size}")
+        if payload_sha.digest() != m.image.sha256:
+            raise error("digest-mismatch", "image SHA-256 differs from the signed manifest")
+        image = kept.getvalue() if kept is not None else None
+        return VerifiedPackage(signed, payload_sha.digest(), True, image)
     if image_sink is not None:
         if image_sink.size != m.image.size:
             raise error("size-mismatch", f"image is {image_sink.size} bytes, manifest says {m.image.size}")
@@ -168,11 +196,56 @@ def verify_stream(fp: BinaryIO, anchors: TrustAnchors, *, old_image: bytes | Non
     return VerifiedPackage(signed, payload_sha.digest(), image_sink is not None, image)
 
 
+AHEAD_MIN = 1 << 20
+_EXECUTOR: ThreadPoolExecutor | None = None
+
+
+def _hasher() -> ThreadPoolExecutor:
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="amiup-sha")
+    return _EXECUTOR
+
+
+class _Precomputed:
+    """Stands in for a hashlib object whose digest was computed ahead."""
+
+    def __init__(self, digest: bytes) -> None:
+        self._digest = digest
+
+    def digest(self) -> bytes:
+        return self._digest
+
+
+def _sha256(data: memoryview) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+class _MemReader:
+    """A file-like view of bytes in memory whose reads are zero-copy memoryview slices."""
+
+    def __init__(self, data: bytes) -> None:
+        self._mv = memoryview(data)
+        self._pos = 0
+
+    def peek(self, n: int) -> memoryview:
+        """The next ``n`` bytes (or fewer, if truncated) without consuming them."""
+        return self._mv[self._pos:self._pos + n]
+
+
+    def read(self, n: int = -1) -> memoryview:
+        end = len(self._mv) if n < 0 else min(len(self._mv), self._pos + n)
+        out = self._mv[self._pos:end]
+        self._pos = end
+        return out
+
+
 def verify_package(data: bytes, anchors: TrustAnchors, *, old_image: bytes | None = None,
                    decrypt_key: PrivateKey | None = None, keep_image: bool = False,
                    limits: Limits = DEFAULT_LIMITS) -> VerifiedPackage:
-    """Verify package bytes held in memory."""
-    return verify_stream(io.BytesIO(data), anchors, old_image=old_image, decrypt_key=decrypt_key,
+    """Verify package bytes held in memory (without copying the payload)."""
+    reader: BinaryIO = _MemReader(data)  # type: ignore[assignment]
+    return verify_stream(reader, anchors, old_image=old_image, decrypt_key=decrypt_key,
                          keep_image=keep_image, limits=limits)
 
 
@@ -205,7 +278,8 @@ def decode_package(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Package:
     head = envelope.read_head(fp, limits)
     payload = fp.read(head.payload_size)
     if len(payload) != head.payload_size:
-        raise error("malformed-package", f"truncated: payload is {head.payload_size - len(payload)} bytes short")
+        short = head.payload_size - len(payload)
+        raise error("malformed-package", f"truncated: payload is {short} bytes short")
     if fp.read(1):
         raise error("malformed-package", "trailing bytes after the payload")
     doc = cose.decode_multi(head.signed_header, content_type=MANIFEST_CTY,

@@ -124,11 +124,12 @@ class TrustAnchors:
 
     @classmethod
     def create(cls, *, vendor: Iterable[PublicKey] = (), utility: Iterable[PublicKey] = (),
-               root: Iterable[PublicKey] = (), threshold: int = 1) -> TrustAnchors:
+               root: Iterable[PublicKey] = (), threshold: int = 1,
+               revoked: Iterable[str] = ()) -> TrustAnchors:
         """Factory-provisioned anchors (version 1 of the root)."""
         meta = RootMetadata(1, threshold, tuple(public_bytes(k) for k in root),
                             tuple(public_bytes(k) for k in vendor),
-                            tuple(public_bytes(k) for k in utility))
+                            tuple(public_bytes(k) for k in utility), tuple(revoked))
         return cls(meta)
 
     @property
