@@ -41,7 +41,9 @@ def main() -> None:
     """Entry point: no traceback ever reaches a user; errors print one line."""
     _register()
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) a command's typer.Exit code.
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except AmiupError as err:
         typer.echo(f"error: {err.message}", err=True)
         sys.exit(err.exit_code)
