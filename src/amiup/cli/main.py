@@ -18,17 +18,43 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    """Attach sub-apps; each lives in its own module under amiup.cli."""
-    from amiup.cli import demo, keys, package
+@app.callback()
+def _root() -> None:
+    """Secure firmware upgrade for smart meters (NEMA SG-AMI 1)."""
+    # A root callback keeps Typer from folding a lone registered command into the root app.
 
-    app.add_typer(keys.app, name="keys")
-    app.add_typer(package.app, name="package")
-    app.command("demo")(demo.demo)
-    # Sub-apps of later parts register here, one line each.
-    from amiup.cli import conformance; app.command("conformance")(conformance.run)  # noqa: E702, I001
-    from amiup.cli import fieldtool, meter; app.add_typer(meter.app, name="meter"); app.add_typer(fieldtool.app, name="fieldtool")  # noqa: E501, E702, I001
-    from amiup.cli import ums; app.add_typer(ums.app, name="ums")  # noqa: E702, I001
+
+# name -> (module, attribute, "group" for a sub-app | "command" for a single command)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "keys": ("amiup.cli.keys", "app", "group"),
+    "package": ("amiup.cli.package", "app", "group"),
+    "meter": ("amiup.cli.meter", "app", "group"),
+    "fieldtool": ("amiup.cli.fieldtool", "app", "group"),
+    "headend": ("amiup.cli.headend", "app", "group"),
+    "ums": ("amiup.cli.ums", "app", "group"),
+    "sim": ("amiup.cli.sim", "sim", "command"),
+    "demo": ("amiup.cli.demo", "demo", "command"),
+    "conformance": ("amiup.cli.conformance", "run", "command"),
+}
+
+
+def _register(argv: list[str] | None = None) -> None:
+    """Attach sub-apps, importing only the one asked for when we can tell.
+
+    The parts pull in heavy libraries (SQLAlchemy, FastAPI, aiocoap, numpy); importing all of
+    them for `amiup package verify` would cost a second on every call.
+    """
+    import importlib
+
+    first = next((a for a in (argv or []) if not a.startswith("-")), None)
+    names = [first] if first in SUBCOMMANDS else list(SUBCOMMANDS)
+    for name in names:
+        module, attr, kind = SUBCOMMANDS[name]
+        obj = getattr(importlib.import_module(module), attr)
+        if kind == "group":
+            app.add_typer(obj, name=name)
+        else:
+            app.command(name)(obj)
 
 
 def fail(err: AmiupError) -> NoReturn:
@@ -39,7 +65,7 @@ def fail(err: AmiupError) -> NoReturn:
 
 def main() -> None:
     """Entry point: no traceback ever reaches a user; errors print one line."""
-    _register()
+    _register(sys.argv[1:])
     try:
         # Without standalone mode click returns (not raises) a command's typer.Exit code.
         rc = app(standalone_mode=False)

@@ -56,4 +56,5 @@ __all__ = [
     "decode",
     "decode_bitmap",
     "encode",
+    "encode_bitmap",
 ]
