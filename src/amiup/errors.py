@@ -72,6 +72,7 @@ _TABLE: tuple[tuple[str, Family, str], ...] = (
     ("no-contact", "rejected", "the new image did not re-contact the head-end; reverted"),
     ("invalid-state", "rejected", "the request does not fit the current state"),
     ("busy", "rejected", "another upgrade of this component is in progress"),
+    ("version-mismatch", "rejected", "the meter runs another version than the one delivered"),
     # -- caller misuse
     ("invalid-argument", "usage", "an argument is missing or has a wrong value"),
     ("not-found", "usage", "no such object"),

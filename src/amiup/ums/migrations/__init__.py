@@ -1,0 +1,1 @@
+"""Alembic migrations of the UMS store, run programmatically by ``Store.migrate``."""
