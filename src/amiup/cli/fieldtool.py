@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,22 +16,17 @@ import cbor2
 import typer
 from cryptography.hazmat.primitives import serialization
 
+from amiup.cli.common import parse_activation, read_file
 from amiup.cli.meter import open_meter
 from amiup.errors import error
+from amiup.fsutil import atomic_write
 from amiup.meter.localport import ROLES, LocalPort, issue_credential, sign_challenge
-from amiup.package import decode_package, write_atomic
+from amiup.package import decode_package
 from amiup.trust import PrivateKey, generate_key, key_id, load_private_key
 
 app = typer.Typer(help="Local (optical port) field tool.", no_args_is_help=True)
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise error("not-found", f"no {what} file {path}") from None
-    except OSError as ex:
-        raise error("io-error", f"{path}: {ex.strerror}") from None
 
 
 @app.command("credential")
@@ -56,32 +50,20 @@ def credential(
                             meters=tuple(meter or ()), groups=tuple(group or ()))
     pem = tool_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                  serialization.NoEncryption())
-    write_atomic(out, cbor2.dumps({"credential": cred, "tool_key": pem}))  # mkstemp: 0600
+    atomic_write(out, cbor2.dumps({"credential": cred, "tool_key": pem}), 0o600)  # holds a key
     typer.echo(f"credential for {tool_id} ({role}), tool key {key_id(tool_key.public_key())[:16]}…,"
                f" valid {valid_hours:g} h -> {out}")
 
 
 def _load_credential(path: Path) -> tuple[bytes, PrivateKey]:
     try:
-        d = cbor2.loads(_read(path, "credential"))
+        d = cbor2.loads(read_file(path, "credential"))
         key = serialization.load_pem_private_key(d["tool_key"], None)
         return bytes(d["credential"]), key  # type: ignore[return-value]
     except (KeyError, TypeError, ValueError, cbor2.CBORDecodeError) as ex:
         raise error("invalid-argument", f"{path} is not a credential file ({ex})") from None
 
 
-def _activation(text: str) -> str | int:
-    if text in ("now", "on-command"):
-        return text
-    if text.startswith("at:"):
-        try:
-            when = datetime.fromisoformat(text[3:])
-        except ValueError:
-            raise error("invalid-argument", f"--activate {text!r}: bad ISO time") from None
-        if when.tzinfo is None:
-            raise error("invalid-argument", "--activate at:ISO needs a time zone, e.g. +00:00")
-        return int(when.timestamp())
-    raise error("invalid-argument", "--activate: now | on-command | at:ISO-TIME")
 
 
 @app.command("upgrade")
@@ -92,9 +74,9 @@ def upgrade(
     activate: Annotated[str, typer.Option(help="now | on-command | at:ISO-TIME.")] = "now",
 ) -> None:
     """Log in at the local port, transfer, verify and activate a package on one meter."""
-    act = _activation(activate)
+    act = parse_activation(activate)
     cred, tool_key = _load_credential(credential)
-    pkg = decode_package(_read(package, "package"))
+    pkg = decode_package(read_file(package, "package"))
     meter = open_meter(data_dir)
     port = LocalPort(meter)
     now = time.time()

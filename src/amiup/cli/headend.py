@@ -10,7 +10,6 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from amiup.cli.common import parse_activation
 from amiup.errors import error
 from amiup.headend.session import Delivery, SessionConfig, UnicastSession
 from amiup.meter import verify_report
@@ -34,18 +34,6 @@ app = typer.Typer(help="The AMI head-end: deliver packages to meters, read their
                   no_args_is_help=True)
 
 
-def _activation(text: str) -> str | int:
-    if text in ("now", "on-command"):
-        return text
-    if text.startswith("at:"):
-        try:
-            when = datetime.fromisoformat(text[3:])
-        except ValueError:
-            raise error("invalid-argument", f"--activate {text!r}: at:ISO-8601 time") from None
-        if when.tzinfo is None:
-            raise error("invalid-argument", "--activate at:TIME needs a time zone (e.g. Z)")
-        return int(when.timestamp())
-    raise error("invalid-argument", f"--activate {text!r}: now | at:ISO | on-command")
 
 
 @app.command("push")
@@ -65,7 +53,7 @@ def push(
         raise error("invalid-argument", "--block-size: 64..4096")
     data = package.read_bytes()
     key = load_private_key(utility_key)
-    act = _activation(activate)
+    act = parse_activation(activate)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]push[/] {task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} blocks"), console=console,

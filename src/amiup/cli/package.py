@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from amiup.errors import error
+from amiup.cli.common import read_file
 from amiup.package import (
     LegalInfo,
     Manifest,
@@ -24,15 +24,6 @@ from amiup.trust import TrustAnchors, load_private_key, load_public_key
 app = typer.Typer(help="Build, inspect and verify .amiup packages.", no_args_is_help=True)
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise error("not-found", f"no {what} file {path}") from None
-    except IsADirectoryError:
-        raise error("invalid-argument", f"{path} is a folder, not a {what} file") from None
-    except OSError as ex:
-        raise error("io-error", f"{path}: {ex.strerror}") from None
 
 
 @app.command("build")
@@ -57,8 +48,8 @@ def build(
     notes: Annotated[str, typer.Option(help="Release notes.")] = "",
 ) -> None:
     """Build and sign a package; nothing is written unless every check passes."""
-    data = _read(image, "image")
-    old = _read(delta_from, "old image") if delta_from else None
+    data = read_file(image, "image")
+    old = read_file(delta_from, "old image") if delta_from else None
     keys = [load_private_key(k) for k in sign_key]
     recipients = [load_public_key(k) for k in encrypt_for or []]
     legal = LegalInfo(legal_ref, legal_version or version) if legal_ref else None
@@ -92,7 +83,7 @@ def inspect(
     """Show what a package claims (not verified: use `verify` for that)."""
     from amiup.package.manifest import manifest_digest
 
-    pkg = decode_package(_read(package, "package"))
+    pkg = decode_package(read_file(package, "package"))
     m = pkg.manifest
     signers = [s.kid for s in pkg.signatures]
     if json_out:
@@ -129,7 +120,7 @@ def verify(
     """Verify signature, fields and digests; exit 0, or 1 with `error: CODE: why`."""
     anchors = TrustAnchors.create(vendor=[load_public_key(k) for k in vendor_key],
                                  revoked=revoked or [])
-    old = _read(old_image, "old image") if old_image else None
+    old = read_file(old_image, "old image") if old_image else None
     dkey = load_private_key(decrypt_key) if decrypt_key else None
     res = verify_file(package, anchors, old_image=old, decrypt_key=dkey)
     m = res.manifest

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from amiup import COMPONENTS
 from amiup.errors import error
+from amiup.fsutil import atomic_write
 from amiup.package import crypto, delta, envelope
 from amiup.package.limits import DEFAULT_LIMITS, Limits
 from amiup.package.manifest import (
@@ -87,13 +86,4 @@ def write_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise error("not-found", f"output folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data)

@@ -7,8 +7,6 @@ bytes a meter checks are fixed-size and need no ASN.1 parser on the device.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from amiup.errors import error
+from amiup.fsutil import atomic_write
 
 PrivateKey = ec.EllipticCurvePrivateKey
 PublicKey = ec.EllipticCurvePublicKey
@@ -81,22 +80,6 @@ def verify_signature(public_key: PublicKey, signature: bytes, data: bytes) -> bo
     return True
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temp file in the same folder and rename: no half-written key on a crash."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_private_key(private_key: PrivateKey, path: Path) -> None:
     """PKCS#8 PEM with mode 0600 (the file never exists with wider permissions)."""
     pem = private_key.private_bytes(
@@ -104,7 +87,7 @@ def save_private_key(private_key: PrivateKey, path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _atomic_write(Path(path), pem, 0o600)
+    atomic_write(Path(path), pem, 0o600)
 
 
 def save_public_key(public_key: PublicKey, path: Path) -> None:
@@ -112,7 +95,7 @@ def save_public_key(public_key: PublicKey, path: Path) -> None:
     pem = public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _atomic_write(Path(path), pem, 0o644)
+    atomic_write(Path(path), pem, 0o644)
 
 
 def _read(path: Path) -> bytes:
