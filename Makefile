@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench conformance clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found (set PY=...)"; exit 2; }
@@ -29,6 +29,14 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/package.py
+	$(BIN)/python bench/meter.py
+	$(BIN)/python bench/fleet.py
+	$(BIN)/python bench/ums.py transitions
+	$(BIN)/python bench/ums.py campaign
+	$(BIN)/python bench/ums.py api
+
+conformance: $(STAMP)
+	$(BIN)/amiup conformance --out out/conformance --workers 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
 from sqlalchemy.orm import Session
@@ -297,8 +298,28 @@ class Compiler:
         return not_(cond) if c.op == "!=" else cond
 
 
+def _uses_groups(node: Node) -> bool:
+    if isinstance(node, BoolOp):
+        return any(_uses_groups(c) for c in node.children)
+    return node.field == "group"
+
+
+@lru_cache(maxsize=256)
+def _parsed(source: str) -> tuple[Node, ColumnElement[bool] | None]:
+    """The tree of ``source`` and, when it names no group, its condition (store-independent).
+
+    Cached: dashboards and campaign previews repeat the same few filters, and parsing plus
+    building the SQL expression costs more than running an indexed query. Conditions are
+    immutable SQL expressions, safe to share between threads; a filter naming a group is
+    compiled per call because the group's definition lives in the store and may change.
+    """
+    node = parse(source)
+    return node, None if _uses_groups(node) else Compiler(None).compile(node)
+
+
 def compile_filter(source: str | None, session: Session | None = None) -> ColumnElement[bool]:
     """The SQL condition on ``Meter`` for ``source`` (an empty filter matches every meter)."""
     if source is None or not source.strip():
         return true()
-    return Compiler(session).compile(parse(source))
+    node, cond = _parsed(source)
+    return cond if cond is not None else Compiler(session).compile(node)

@@ -25,13 +25,18 @@ EXTENSION_ROUTERS = ("amiup.ums.api.campaigns", "amiup.ums.api.headend")
 
 
 def create_app(store: Store, *, clock: Callable[[], float] = time.time,
-               threads: int | None = None, token_cache_s: float = 5.0) -> FastAPI:
+               threads: int | None = None, token_cache_s: float = 5.0,
+               inline_reads: bool | None = None) -> FastAPI:
     """The API over ``store``; ``clock`` gives unix seconds (tests pass a fixed one).
 
     ``threads`` caps the worker threads that run the (synchronous) route handlers for the
     whole process; a few threads serve a CPU-bound SQLite store better than many fighting
     over the GIL and the write lock. None leaves the default (40). ``token_cache_s``: how long
     a verified token is trusted without a lookup (0 disables; see ``deps.TokenCache``).
+    ``inline_reads``: run read routes' store work on the event loop instead of a handler
+    thread (see ``deps.read``); None means yes on SQLite (reads are in-process and short, and
+    the hop costs more than it saves), no on PostgreSQL (a network round trip must not stall
+    the loop).
     """
 
     @asynccontextmanager
@@ -49,6 +54,7 @@ def create_app(store: Store, *, clock: Callable[[], float] = time.time,
     app.state.store = store
     app.state.clock = clock
     app.state.token_cache = TokenCache(token_cache_s)
+    app.state.inline_reads = (store.dialect == "sqlite") if inline_reads is None else inline_reads
     problems.install(app)
 
     @app.get("/healthz", tags=["meta"])
@@ -72,8 +78,9 @@ def create_app(store: Store, *, clock: Callable[[], float] = time.time,
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` and multi-process serving (``serve --workers``).
 
-    Reads ``AMIUP_UMS_DB``, ``AMIUP_UMS_DATA_DIR`` and ``AMIUP_UMS_THREADS``; the store must
-    be migrated already (``amiup ums serve`` does that once before starting workers).
+    Reads ``AMIUP_UMS_DB``, ``AMIUP_UMS_DATA_DIR``, ``AMIUP_UMS_THREADS`` and
+    ``AMIUP_UMS_INLINE_READS`` (1 or 0; unset: by store kind); the store must be migrated
+    already (``amiup ums serve`` does that once before starting workers).
     """
     import os
     from pathlib import Path
@@ -84,4 +91,6 @@ def app_from_env() -> FastAPI:
     store = open_store(os.environ.get("AMIUP_UMS_DB") or None,
                        data_dir=Path(data_dir) if data_dir else None, migrate=False)
     threads = int(os.environ.get("AMIUP_UMS_THREADS", "0")) or None
-    return create_app(store, threads=threads)
+    inline = os.environ.get("AMIUP_UMS_INLINE_READS", "")
+    return create_app(store, threads=threads,
+                      inline_reads=None if inline not in ("0", "1") else inline == "1")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from amiup.ums import audit, inventory
-from amiup.ums.api.deps import NowDep, Require, StoreDep
+from amiup.ums.api.deps import NowDep, Require, StoreDep, read
 from amiup.ums.api.schemas import (
     GroupCreate,
     GroupPublic,
@@ -25,15 +26,19 @@ GroupName = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 @router.get("/groups", response_model=Page[GroupPublic])
-def list_groups(_: Annotated[Principal, Require("group.read")], store: StoreDep,
-                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                offset: Annotated[int, Query(ge=0, le=2**31)] = 0) -> Page[GroupPublic]:
+async def list_groups(request: Request, _: Annotated[Principal, Require("group.read")],
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                      offset: Annotated[int, Query(ge=0, le=2**31)] = 0) -> dict[str, Any]:
     """All saved groups with their current sizes."""
-    with store.session(readonly=True) as db:
-        total = db.scalar(select(func.count()).select_from(Group)) or 0
+
+    def page(db: Session) -> dict[str, Any]:
         rows = db.scalars(select(Group).order_by(Group.name).limit(limit).offset(offset)).all()
-        return Page(items=[GroupPublic(**inventory.group_dict(db, g)) for g in rows],
-                    total=total, limit=limit, offset=offset)
+        total = (len(rows) if offset == 0 and len(rows) < limit  # no need to count again
+                 else db.scalar(select(func.count()).select_from(Group)) or 0)
+        return {"items": [inventory.group_dict(db, g) for g in rows], "total": total,
+                "limit": limit, "offset": offset}
+
+    return await read(request, page)
 
 
 @router.post("/groups", response_model=GroupPublic, status_code=201)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from amiup.errors import error
 from amiup.ums import inventory
-from amiup.ums.api.deps import NowDep, Require, StoreDep
+from amiup.ums.api.deps import NowDep, Require, StoreDep, read
 from amiup.ums.api.pem import pem_to_der
 from amiup.ums.api.schemas import MeterPublic, MeterPut, NonceIssued, Page, ReportResult
 from amiup.ums.auth import Principal
@@ -22,18 +23,20 @@ _OCTETS = {"requestBody": {"required": True, "content": {
 
 
 @router.get("/meters", response_model=Page[MeterPublic])
-def list_meters(
-    _: Annotated[Principal, Require("meter.read")], store: StoreDep,
+async def list_meters(
+    request: Request, _: Annotated[Principal, Require("meter.read")],
     filter: Annotated[str | None, Query(max_length=4096,
                                         description="filter language, see docs/ums.md")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
-) -> Page[MeterPublic]:
+) -> dict[str, Any]:
     """Meters matching a filter, e.g. `model=X and ami_comm.version<2.0` (UMS-1)."""
-    with store.session(readonly=True) as db:
+
+    def page(db: Session) -> dict[str, Any]:
         total, rows = inventory.query(db, filter_expr=filter, limit=limit, offset=offset)
-        return Page(items=[MeterPublic(**r) for r in rows], total=total, limit=limit,
-                    offset=offset)
+        return {"items": rows, "total": total, "limit": limit, "offset": offset}
+
+    return await read(request, page)
 
 
 @router.get("/meters/{serial}", response_model=MeterPublic)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from amiup.errors import error
 from amiup.ums import catalog
-from amiup.ums.api.deps import NowDep, Require, StoreDep
+from amiup.ums.api.deps import NowDep, Require, StoreDep, read
 from amiup.ums.api.pem import pem_to_der
 from amiup.ums.api.schemas import PackagePublic, Page, VendorKeyCreate, VendorKeyPublic
 from amiup.ums.auth import Principal
@@ -26,8 +27,8 @@ def _public(p: catalog.Package) -> PackagePublic:
 
 
 @router.get("/packages", response_model=Page[PackagePublic])
-def list_packages(
-    _: Annotated[Principal, Require("package.read")], store: StoreDep,
+async def list_packages(
+    request: Request, _: Annotated[Principal, Require("package.read")],
     vendor: Annotated[str | None, Query(max_length=128)] = None,
     model: Annotated[str | None, Query(max_length=128)] = None,
     component: Annotated[str | None, Query(max_length=32)] = None,
@@ -36,13 +37,17 @@ def list_packages(
     metrology: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
-) -> Page[PackagePublic]:
+) -> dict[str, Any]:
     """Search the catalog (UMS-2)."""
-    with store.session(readonly=True) as db:
+
+    def page(db: Session) -> dict[str, Any]:
         total, rows = catalog.search(db, vendor=vendor, model=model, component=component,
                                      version=version, text=q, metrology=metrology,
                                      limit=limit, offset=offset)
-        return Page(items=[_public(p) for p in rows], total=total, limit=limit, offset=offset)
+        return {"items": [catalog.package_dict(p) for p in rows], "total": total,
+                "limit": limit, "offset": offset}
+
+    return await read(request, page)
 
 
 @router.post("/packages", response_model=PackagePublic, status_code=201, openapi_extra=_OCTETS)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import func, select
 
 from amiup.errors import AmiupError, error
@@ -22,6 +22,7 @@ from amiup.ums.api.schemas import (
 )
 from amiup.ums.auth import Principal
 from amiup.ums.models import ApiToken, User
+from amiup.ums.store import Store
 
 router = APIRouter(tags=["users"])
 CacheDep = Annotated[TokenCache, Depends(token_cache)]
@@ -57,12 +58,17 @@ def login(body: LoginRequest, store: StoreDep, now: NowDep) -> TokenIssued:
 
 
 @router.get("/me", response_model=UserPublic)
-async def me(p: Annotated[Principal, Require("token.self")], store: StoreDep) -> UserPublic:
+async def me(request: Request, p: Annotated[Principal, Require("token.self")]) -> dict[str, Any]:
     """Who the token belongs to, and its roles (one primary-key read, on the event loop)."""
+    store: Store = request.app.state.store
     with store.session(readonly=True) as db:
-        user = db.get(User, p.user_id)
-        assert user is not None
-        return _user(user)
+        row = db.connection().execute(
+            select(User.id, User.username, User.roles, User.active, User.created_at)
+            .where(User.id == p.user_id)).first()
+    if row is None:
+        raise error("unauthenticated", "the token's user no longer exists")
+    return {"id": row[0], "username": row[1], "roles": list(row[2]), "active": row[3],
+            "created_at": row[4]}
 
 
 @router.get("/users", response_model=Page[UserPublic])
