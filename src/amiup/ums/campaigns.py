@@ -12,7 +12,8 @@ version, and meters whose component is held by another active campaign (UMS-12) 
 aside and counted, the rest are planned into waves per cell, and one ``pending`` assignment
 per meter is bulk-inserted in claim order. So the approver approves the exact list that will
 run (a filter re-evaluated later could grow after approval), and a million-meter campaign is
-created in seconds (executemany on SQLite, COPY on PostgreSQL).
+created in seconds (executemany on SQLite, COPY on PostgreSQL; the store checks the
+assignments' references once per statement, migration 0003).
 
 Separation of duties (SEC-4, MET-4): every campaign needs approval by a user holding the
 approver role who is not its creator; for metrology the approver role must be held
@@ -284,17 +285,57 @@ def _bulk_insert_assignments(
             # the raw cursor bypasses SQLAlchemy's wrapping; callers catch its class
             raise IntegrityError(sql, None, ex) from ex
         return
-    marks = ", ".join("?" for _ in _COLS)
     rows = [(campaign_id, w, m, component, st.PENDING, 0, now, now)
             for w, m in zip(wave_ids.tolist(), meter_ids.tolist(), strict=True)]
+    _sqlite_insert(conn, campaign_id, rows)
+
+
+_SQLITE_REFS_TRIGGER = "assignments_refs_insert"  # migration 0003
+_SQLITE_BAD_REFS = (  # the trigger's rules, once over the campaign's rows
+    "SELECT a.id FROM assignments a WHERE a.campaign_id = :c AND ("
+    "NOT EXISTS (SELECT 1 FROM meters m WHERE m.id = a.meter_id) "
+    "OR NOT EXISTS (SELECT 1 FROM campaigns c WHERE c.id = a.campaign_id) "
+    "OR (a.wave_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM waves w "
+    "WHERE w.id = a.wave_id AND w.campaign_id = a.campaign_id))) LIMIT 1"
+)
+
+
+def _sqlite_insert(conn: Any, campaign_id: int, rows: list[tuple[Any, ...]]) -> None:
+    """executemany, with the per-row reference trigger swapped for one set-based check.
+
+    SQLite runs a trigger program per inserted row (about 20 us each here): it more than
+    doubled a million-row insert. SQLite has one writer at a time and its DDL is
+    transactional, so inside this write transaction the trigger is dropped, the rows go in,
+    the same rules are checked once over this campaign's rows, and the trigger is put back
+    before anything commits: no other writer ever sees the store without it, and a failure
+    (or a crash) rolls the drop back with the rows.
+    """
+    from sqlalchemy import text
+
+    trigger = conn.execute(
+        text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :n"),
+        {"n": _SQLITE_REFS_TRIGGER},
+    ).scalar()
+    marks = ", ".join("?" for _ in _COLS)
+    sql = f"INSERT INTO assignments ({', '.join(_COLS)}) VALUES ({marks})"
     # Index maintenance dominates; a bigger page cache for this statement keeps the indexes
     # of a million-row insert in memory (the default 2 MiB cache thrashes).
     (old,) = conn.exec_driver_sql("PRAGMA cache_size").one()
     conn.exec_driver_sql(f"PRAGMA cache_size={-min(512 * 1024, max(2000, len(rows) // 4))}")
+    if trigger:
+        conn.exec_driver_sql(f"DROP TRIGGER {_SQLITE_REFS_TRIGGER}")
     try:
-        conn.exec_driver_sql(f"INSERT INTO assignments ({', '.join(_COLS)}) VALUES ({marks})",
-                             rows)
+        conn.exec_driver_sql(sql, rows)
+        bad = conn.execute(text(_SQLITE_BAD_REFS), {"c": campaign_id}).first()
+        if bad is not None:
+            import sqlite3
+
+            raise IntegrityError(sql, None, sqlite3.IntegrityError(
+                f"FOREIGN KEY constraint failed (assignment {bad[0]})"))
     finally:
+        if trigger:  # IF NOT EXISTS: an error that ended the transaction already restored it
+            conn.exec_driver_sql(trigger.replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS",
+                                                 1))
         conn.exec_driver_sql(f"PRAGMA cache_size={int(old)}")
 
 
