@@ -1,7 +1,8 @@
 """UMS benchmarks: API latency under a bounded loopback load (and, from the campaign part,
 assignment transitions and campaign creation).
 
-    .venv/bin/python bench/ums.py api [--rate 200] [--seconds 10] [--meters 10000] [--db URL]
+    .venv/bin/python bench/ums.py api [--rate 200] [--seconds 10] [--runs 3] [--meters 10000]
+                                      [--workers 1] [--db URL]
     .venv/bin/python bench/ums.py api --json
 
 The API section starts `amiup ums serve` as a separate process on a loopback port, over a
@@ -9,7 +10,8 @@ store seeded with ``--meters`` meters, then sends an open-loop load at ``--rate`
 (each request is sent at its scheduled time whatever the previous ones did, so a slow
 server shows up as latency instead of a lower rate). Latency is measured from the scheduled
 send time. The in-run baseline is ``GET /healthz`` (no authentication, no store) under the
-same load: the ratio says what authentication + the store cost. Goal: p99 < 50 ms at 200/s.
+same load: the ratio says what authentication + the store cost. Goal: p99 < 50 ms at 200/s,
+in each of ``--runs`` back-to-back runs of the mix (the table shows every run).
 """
 
 from __future__ import annotations
@@ -211,8 +213,10 @@ def bench_api(args: argparse.Namespace) -> dict[str, Any]:
         warm = asyncio.run(_load(base, args.rate, 1.0, auth, api_path))
         base_res = _measured(server.pid, lambda: asyncio.run(
             _load(base, args.rate, args.seconds, {}, lambda i: "/healthz")))
-        api_res = _measured(server.pid, lambda: asyncio.run(
+        runs = [_measured(server.pid, lambda: asyncio.run(
             _load(base, args.rate, args.seconds, auth, api_path)))
+            for _ in range(max(1, args.runs))]
+        api_res = max(runs, key=lambda r: r["p99_ms"])  # judged on the worst run
         per_route = {}
         for path in mix:  # light load: what one request of each kind costs the server
             per_route[path] = _measured(server.pid, lambda p=path: asyncio.run(  # type: ignore[misc]
@@ -225,9 +229,10 @@ def bench_api(args: argparse.Namespace) -> dict[str, Any]:
             "loadavg_1min_after": os.getloadavg()[0], "cpus": os.cpu_count(),
             "meters": args.meters, "rate": args.rate, "seconds": args.seconds,
             "warmup_errors": warm["errors"], "baseline_healthz": base_res, "api_mix": api_res,
-            "per_route": per_route,
+            "api_mix_runs": runs, "per_route": per_route,
             "p99_ratio_to_baseline": api_res["p99_ms"] / max(base_res["p99_ms"], 1e-9),
-            "goal_p99_ms": 50.0, "goal_met": api_res["p99_ms"] < 50.0 and api_res["errors"] == 0}
+            "goal_p99_ms": 50.0,
+            "goal_met": all(r["p99_ms"] < 50.0 and r["errors"] == 0 for r in runs)}
 
 
 def _print_api(res: dict[str, Any]) -> None:
@@ -236,8 +241,11 @@ def _print_api(res: dict[str, Any]) -> None:
           f"{res['threads']} threads)")
     print(f"{'load':<18}{'req':>7}{'err':>5}{'rps':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
           f"{'max ms':>9}{'cpu ms/req':>11}")
-    for name in ("baseline_healthz", "api_mix"):
-        r = res[name]
+    rows = [("baseline_healthz", res["baseline_healthz"])]
+    runs = res["api_mix_runs"]
+    rows += [("api_mix" if len(runs) == 1 else f"api_mix run {i + 1}", r)
+             for i, r in enumerate(runs)]
+    for name, r in rows:
         cpu = r.get("server_cpu_ms_per_req", float("nan"))
         print(f"{name:<18}{r['requests']:>7}{r['errors']:>5}{r['achieved_rps']:>8.1f}"
               f"{r['p50_ms']:>9.2f}{r['p90_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['max_ms']:>9.2f}"
@@ -248,8 +256,8 @@ def _print_api(res: dict[str, Any]) -> None:
               f"{r['p50_ms']:>9.2f} ms")
     print(f"machine: {res['cpus']} CPUs, 1-min load average {res['loadavg_1min_after']:.1f} "
           f"after the run (other work on the machine inflates latency)")
-    print(f"p99 api / p99 baseline = {res['p99_ratio_to_baseline']:.2f}; goal p99 < 50 ms: "
-          f"{'met' if res['goal_met'] else 'NOT met'}")
+    print(f"p99 api (worst run) / p99 baseline = {res['p99_ratio_to_baseline']:.2f}; goal "
+          f"p99 < 50 ms in every run: {'met' if res['goal_met'] else 'NOT met'}")
 
 
 # Sections: name -> (run, print). The campaign part adds "transitions" and "campaign" here.
@@ -271,6 +279,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=4,
                     help="API handler threads per process (0: anyio's default of 40)")
     ap.add_argument("--workers", type=int, default=1, help="API server processes")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="API-mix load runs; the goal must hold in every one (machine noise)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ums_campaigns.add_arguments(ap)
     args = ap.parse_args()

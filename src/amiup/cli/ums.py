@@ -119,8 +119,8 @@ def serve(db: DbOpt = None, data_dir: DirOpt = None,
 
     store = _open(db, data_dir)
     try:
-        uvicorn.run(create_app(store, threads=max(1, threads)), host=host, port=port,
-                    log_level="warning")
+        uvicorn.run(create_app(store, threads=max(1, threads), freeze_gc=True), host=host,
+                    port=port, log_level="warning")
     finally:
         store.dispose()
 

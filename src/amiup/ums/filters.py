@@ -317,9 +317,23 @@ def _parsed(source: str) -> tuple[Node, ColumnElement[bool] | None]:
     return node, None if _uses_groups(node) else Compiler(None).compile(node)
 
 
+def static_condition(source: str | None) -> ColumnElement[bool] | None:
+    """The cached condition of a filter that needs no store (no ``group``), else None.
+
+    The same filter text always yields the same condition object, so callers may cache
+    statements built on it by the filter text.
+    """
+    if source is None or not source.strip():
+        return _TRUE
+    return _parsed(source)[1]
+
+
+_TRUE: ColumnElement[bool] = true()
+
+
 def compile_filter(source: str | None, session: Session | None = None) -> ColumnElement[bool]:
     """The SQL condition on ``Meter`` for ``source`` (an empty filter matches every meter)."""
     if source is None or not source.strip():
-        return true()
+        return _TRUE
     node, cond = _parsed(source)
     return cond if cond is not None else Compiler(session).compile(node)

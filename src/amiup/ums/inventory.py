@@ -13,16 +13,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, insert, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from amiup.errors import error
 from amiup.meter.report import StatusReport, verify_report
 from amiup.trust import public_from_bytes
 from amiup.ums import audit
-from amiup.ums.filters import Cmp, Compiler, compile_filter, parse
+from amiup.ums.filters import Cmp, Compiler, compile_filter, parse, static_condition
 from amiup.ums.models import COMPONENTS, Group, GroupMember, Meter, MeterComponent, MeterEvent
 from amiup.ums.versions import try_key
 
@@ -248,23 +249,41 @@ _LIST_COLUMNS = (Meter.id, Meter.serial, Meter.vendor, Meter.model, Meter.hw_rev
                  Meter.cell, Meter.groups, Meter.last_contact)
 
 
+def _list_statements(cond: ColumnElement[bool]) -> tuple[Select[Any], Select[Any]]:
+    """(page with components, count) for a condition; limit/offset are bound parameters."""
+    pg = (select(*_LIST_COLUMNS).where(cond).order_by(Meter.id)
+          .limit(bindparam("page_limit", type_=Integer))
+          .offset(bindparam("page_offset", type_=Integer)).subquery())
+    page = (select(pg, MeterComponent.component, MeterComponent.running_version,
+                   MeterComponent.staged_version, MeterComponent.security_seq)
+            .outerjoin(MeterComponent, MeterComponent.meter_id == pg.c.id)
+            .order_by(pg.c.id, MeterComponent.component))
+    return page, select(func.count()).select_from(Meter).where(cond)
+
+
+@lru_cache(maxsize=256)
+def _cached_statements(filter_expr: str | None) -> tuple[Select[Any], Select[Any]] | None:
+    cond = static_condition(filter_expr)
+    return None if cond is None else _list_statements(cond)
+
+
 def query(session: Session, *, filter_expr: str | None = None, limit: int = 100,
           offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
     """(total, page) of meters matching a filter, in registration order (id: index-friendly).
 
-    Plain column rows through the session's connection, not ORM objects: listing is the
-    API's hottest path and the ORM's per-statement work costs more than the page read.
+    Listing is the API's hottest path, so it avoids what costs more than the read itself:
+    statements are built once per filter text (unless it names a group, whose definition
+    lives in the store), the page and its components come in one statement, rows are plain
+    tuples through the session's connection rather than ORM objects, and the count is skipped
+    when the first page already holds every match.
     """
-    cond = compile_filter(filter_expr, session)
+    stmts = _cached_statements(filter_expr)
+    if stmts is None:
+        stmts = _list_statements(compile_filter(filter_expr, session))
+    page_stmt, count_stmt = stmts
     conn = session.connection()
-    # One statement for the page and its components: the page as a subquery, joined.
-    pg = (select(*_LIST_COLUMNS).where(cond).order_by(Meter.id)
-          .limit(min(limit, MAX_PAGE)).offset(offset).subquery())
-    rows = conn.execute(select(
-        pg, MeterComponent.component, MeterComponent.running_version,
-        MeterComponent.staged_version, MeterComponent.security_seq)
-        .outerjoin(MeterComponent, MeterComponent.meter_id == pg.c.id)
-        .order_by(pg.c.id, MeterComponent.component)).all()
+    limit = min(limit, MAX_PAGE)
+    rows = conn.execute(page_stmt, {"page_limit": limit, "page_offset": offset}).all()
     out: list[dict[str, Any]] = []
     last = None
     comps: dict[str, Any] = {}
@@ -278,10 +297,8 @@ def query(session: Session, *, filter_expr: str | None = None, limit: int = 100,
         if comp is not None:
             comps[comp] = {"running": running, "staged": staged, "security_seq": seq}
     if offset == 0 and len(out) < limit:
-        total = len(out)  # the page holds every match: no need to count again
-    else:
-        total = conn.execute(select(func.count()).select_from(Meter).where(cond)).scalar() or 0
-    return total, out
+        return len(out), out  # the page holds every match: no need to count again
+    return conn.execute(count_stmt).scalar() or 0, out
 
 
 def target_meter_ids(session: Session, target: Mapping[str, Any]) -> Select[int]:
