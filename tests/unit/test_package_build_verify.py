@@ -181,3 +181,17 @@ def test_build_refuses_bad_arguments(keys: Keys) -> None:
     assert code_of(keys.package, b"x", hw_revs=[]) == "invalid-argument"
     assert code_of(keys.package, b"x", requires=["nonsense"]) == "invalid-argument"
     assert code_of(keys.package, b"x", security_seq=-1) == "invalid-argument"
+
+
+@req("SEC-2")
+def test_large_in_memory_package_hashed_ahead_still_catches_tampering(keys: Keys) -> None:
+    # >= 1 MiB takes the path that hashes the payload on another thread during the signature check
+    img = firmware("big", 2 * 1024 * 1024 + 3)
+    pkg = keys.package(img)
+    assert verify_package(pkg, keys.anchors(), keep_image=True).image == img
+    bad = bytearray(pkg)
+    bad[-1_000_000] ^= 0x20
+    assert code_of(verify_package, bytes(bad), keys.anchors()) == "digest-mismatch"
+    assert code_of(verify_package, pkg[:-10], keys.anchors()) == "malformed-package"
+    assert code_of(verify_package, pkg + b"x", keys.anchors()) == "malformed-package"
+    assert code_of(verify_package, pkg, Keys().anchors()) == "unknown-key"

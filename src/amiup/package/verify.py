@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,8 @@ def verify_stream(fp: BinaryIO, anchors: TrustAnchors, *, old_image: bytes | Non
     # the digest is only compared after the manifest is trusted, so the order of trust holds.
     ahead = (_hasher().submit(_sha256, fp.peek(head.payload_size))
              if isinstance(fp, _MemReader) and head.payload_size >= AHEAD_MIN else None)
+    if ahead is not None:
+        time.sleep(0)  # yield the GIL so the hasher enters hashlib (which drops it) right now
     signed = verify_manifest(head.signed_header, anchors, limits=limits)
     m = signed.manifest
     if head.payload_size != m.payload.size:
