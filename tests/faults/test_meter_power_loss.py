@@ -32,7 +32,7 @@ CREDENTIAL = issue_credential(keys()["utility"], TOOL.public_key(), tool_id="van
                               role="installer", not_before=int(T0), not_after=int(T0 + 86400),
                               meters=(SERIAL,))
 IMAGE = 8192
-BLOCK = 256
+BLOCK = 128  # small blocks: more writes per path, so more crash points
 CONFIG = MeterConfig(trial_window=30.0, metrology_gap=2.0, save_interval=5.0, log_capacity=24)
 
 
@@ -80,6 +80,10 @@ def _paths() -> list[tuple[Path, MemoryStorage]]:
     base = make_image("han_app", "1.0.0", size=IMAGE)
     add("delta-han_app", "han_app",
         package("han_app", "2.1.0", 6, size=IMAGE, delta_from=base), "committed", "2.1.0")
+    for comp in ("ami_app", "ami_comm", "han_comm"):  # delta for every other component too
+        add(f"delta-{comp}", comp, package(comp, "2.1.0", 6, size=IMAGE,
+                                           delta_from=make_image(comp, "1.0.0", size=IMAGE)),
+            "committed", "2.1.0")
     mbase = make_image("metrology", "1.0.0", size=IMAGE)
     add("delta-encrypted-metrology", "metrology",
         package("metrology", "2.2.0", 7, size=IMAGE, delta_from=mbase, encrypt=True),
@@ -210,14 +214,14 @@ def test_power_loss_before_every_write_of_every_path() -> None:
                 total += 1
         per_path.append(f"{path.name}={writes}")
     print(f"\ncrash points tested: {total} ({len(per_path)} paths: {', '.join(per_path)})")
-    assert total >= 1000
+    assert total >= 2000
 
 
 @req("SM-9", "SM-2")
 @pytest.mark.parametrize("torn", [False, True])
 def test_power_loss_during_recovery_too(torn: bool) -> None:
     """A second power loss while recovering from the first still ends cleanly."""
-    path, factory = _paths()[5]  # delta-han_app
+    path, factory = next(p for p in _paths() if p[0].name == "delta-han_app")
     writes = run_path(path, factory, None, False)
     count = 0
     for first in range(0, writes, 3):
