@@ -87,3 +87,14 @@ def test_export_inventory_to_file(tmp_path: Path, fmt: str, amiup: Callable[...,
     assert r.returncode == 0, r.stderr
     text_out = out.read_text()
     assert text_out.startswith("serial,") if fmt == "csv" else json.loads(text_out) == []
+
+
+def test_commands_on_a_missing_store_say_so_and_create_nothing(
+    amiup: Callable[..., Run], tmp_path: Path,
+) -> None:
+    where = tmp_path / "nowhere"
+    for args in (("audit", "verify"), ("user", "list"), ("export", "inventory")):
+        r = amiup("ums", *args, data_dir=where)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.startswith("error: not-found:") and "amiup ums init" in r.stderr
+    assert not where.exists()

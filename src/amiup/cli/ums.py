@@ -49,9 +49,24 @@ def _actor() -> str:
 
 
 def _open(db: str | None, data_dir: Path | None, *, migrate: bool = False) -> Store:
-    from amiup.ums.store import open_store
+    """Open the store; commands other than init/serve/worker need one that exists already."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
 
-    return open_store(db, data_dir=data_dir, migrate=migrate)
+    from amiup.ums.store import default_data_dir, default_url, normalize_url, open_store
+
+    url = normalize_url(db) if db else default_url(Path(data_dir or default_data_dir()))
+    if not migrate:
+        parsed = make_url(url)
+        # Refuse before connecting: SQLite would create an empty file on first connect.
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+                and not Path(parsed.database).exists():
+            raise error("not-found", f"no UMS store at {parsed.database} (run `amiup ums init`)")
+    store = open_store(db, data_dir=data_dir, migrate=migrate)
+    if not migrate and not inspect(store.engine).has_table("alembic_version"):
+        store.dispose()
+        raise error("not-found", "the database holds no UMS store (run `amiup ums init`)")
+    return store
 
 
 def _password(env: str | None, prompt: bool) -> str | None:
