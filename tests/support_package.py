@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from amiup.errors import AmiupError
 from amiup.package import build_package
 from amiup.trust import PrivateKey, TrustAnchors, generate_key
 
@@ -39,3 +40,12 @@ class Keys:
                                     sign_keys=[self.vendor], created=1_700_000_000)
         args.update(kw)
         return build_package(image, **args)
+
+
+def code_of(fn: object, *a: object, **kw: object) -> str:
+    """The stable code of the amiup error ``fn(*a, **kw)`` raises (fails if it raises none)."""
+    try:
+        fn(*a, **kw)  # type: ignore[operator]
+    except AmiupError as ex:
+        return ex.code
+    raise AssertionError("no error raised")

@@ -24,18 +24,10 @@ from amiup.trust import TrustAnchors, generate_key, key_id, sign_revocations, si
 from amiup.trust.anchors import RootMetadata
 from amiup.trust.keys import public_bytes
 from reqmark import req
-from support_package import Keys, firmware
+from support_package import Keys, code_of, firmware
 
 KEYS = Keys()
 SMALL = KEYS.package(firmware("small", 96), created=1)
-
-
-def code_of(fn: object, *a: object, **kw: object) -> str:
-    try:
-        fn(*a, **kw)  # type: ignore[operator]
-    except AmiupError as ex:
-        return ex.code
-    raise AssertionError("no error raised")
 
 
 @req("SEC-2")

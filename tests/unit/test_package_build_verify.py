@@ -7,7 +7,6 @@ import io
 
 import pytest
 
-from amiup.errors import AmiupError
 from amiup.package import (
     LegalInfo,
     Manifest,
@@ -19,20 +18,12 @@ from amiup.package import (
 from amiup.package.crypto import CHUNK, StreamDecryptor
 from amiup.trust import key_id
 from reqmark import req
-from support_package import Keys, firmware
+from support_package import Keys, code_of, firmware
 
 
 @pytest.fixture(scope="module")
 def keys() -> Keys:
     return Keys()
-
-
-def code_of(fn: object, *a: object, **kw: object) -> str:
-    try:
-        fn(*a, **kw)  # type: ignore[operator]
-    except AmiupError as ex:
-        return ex.code
-    raise AssertionError("no error raised")
 
 
 @req("SEC-1")
