@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from amiup.headend.session import SessionConfig, UnicastSession
 from amiup.meter import MemoryStorage, Meter
 from amiup.network.endpoint import MeterEndpoint
@@ -131,3 +133,31 @@ def test_order_for_another_meter_is_refused_and_not_retried() -> None:
     _drive(s, ep, T0)
     assert (s.phase, s.code, s.retriable) == ("failed", "order-wrong-target", False)
     assert [a.code for a in ep.alarms()] == ["order-wrong-target"]
+
+
+def test_deadline_counts_the_airtime_of_what_was_sent() -> None:
+    """A window of blocks to a deep meter on a slow cell is not taken for a lost request."""
+    kit = make_kit()
+    [ep] = make_meters(kit, 1)
+    delivery, _ = make_delivery(kit, [ep.meter_id])
+    per_byte = 8.0 / 30_000  # a 30 kbps budget
+    quick = UnicastSession(ep.meter_id, delivery, SessionConfig(timeout_s=3.0, window=8))
+    slow = UnicastSession(ep.meter_id, delivery, SessionConfig(timeout_s=3.0, window=8,
+                                                               drain_s_per_byte=per_byte), hops=4)
+    for s in (quick, slow):
+        [offer] = s.start(T0)
+        assert s.deadline is not None
+        [accept] = ep.handle(offer, T0)
+        window = s.receive(accept, T0 + 1)
+        assert [type(m).__name__ for m in window] == ["Block"] * 8 + ["Query"]
+    assert quick.deadline == T0 + 1 + 3.0
+    on_air = sum(len(encode(m)) + 64 for m in window)
+    due, quick_due = slow.deadline, quick.deadline
+    assert due is not None and quick_due is not None
+    assert due == pytest.approx(T0 + 1 + 3.0 + on_air * 4 * per_byte)
+    assert due - quick_due > 8 * 256 * 4 * per_byte  # the blocks take seconds
+    # a timeout repeats only the query: the next wait drains just that, with backoff
+    [again] = slow.expire(due)
+    assert type(again).__name__ == "Query"
+    assert slow.deadline == pytest.approx(T0 + 1 + 3.0 + on_air * 4 * per_byte + 6.0
+                                          + (len(encode(again)) + 64) * 4 * per_byte)

@@ -8,10 +8,12 @@ import pytest
 from amiup.errors import AmiupError
 from amiup.headend.repair import (
     announce_repeats,
+    coded_repeats,
+    coded_round,
     multicast_blocks,
     multicast_mask,
-    proactive_repeats,
     repair_by_multicast,
+    short_probability,
 )
 from amiup.headend.traffic import DeliveryWindows, TokenBucket, cell_budget
 from reqmark import req
@@ -69,15 +71,49 @@ def test_cost_rule_multicasts_only_where_many_miss() -> None:
 
 
 @req("AMI-4")
-def test_repeats_follow_the_same_cost_rule() -> None:
-    # 1000 meters at ~3.1 hops, 6-hop cell: at 2% loss ~20 meters miss each block, so a
-    # second multicast copy is cheaper than unicast repair; a third is not
-    assert proactive_repeats(0.02, 3100, 6) == 2
-    assert proactive_repeats(0.0, 3100, 6) == 1
-    assert proactive_repeats(0.001, 100, 6) == 1
-    # announces: a meter that misses them all costs a unicast payload, so big payloads and
-    # big cells get more announces (bounded)
-    assert announce_repeats(0.02, 3100, 1.1e6, 7200) == 4
-    assert announce_repeats(0.02, 3100, 1.1e5, 7200) == 3
-    assert announce_repeats(0.02, 10, 1e3, 7200) == 1
-    assert announce_repeats(0.5, 1e6, 1e9, 1.0) == 5
+def test_announces_make_a_late_joiner_rare() -> None:
+    # a meter that misses every offer needs the whole payload by unicast: announce until
+    # fewer than one meter in ten thousand cells is expected to
+    assert announce_repeats(0.02, 1000) == 5
+    assert announce_repeats(0.002, 1000) == 3
+    assert announce_repeats(0.05, 300) == 5  # bounded
+    assert announce_repeats(0.02, 1) == 3
+    assert announce_repeats(0.0, 1000) == 1
+
+
+def test_short_probability_is_the_binomial_tail() -> None:
+    # P(Bin(4, 0.5) > 1) = 11/16; exact small cases and the edges
+    assert short_probability(0.5, 3, 1) == pytest.approx(11 / 16)
+    assert short_probability(0.0, 100, 0) == 0.0
+    assert short_probability(0.1, 0, 0) == 0.0
+    rng = np.random.default_rng(3)
+    draws = rng.binomial(110, 0.02, size=400_000)
+    assert short_probability(0.02, 103, 7) == pytest.approx(float((draws > 7).mean()), rel=0.1)
+
+
+@req("AMI-4")
+def test_coded_repeats_buy_a_margin_against_a_round() -> None:
+    # 103 blocks, 1000 meters at 2%: about loss x K symbols (2) plus a margin, far below the
+    # 103 a second copy of every block would cost
+    r = coded_repeats(0.02, 103, 1000, symbol_air=6636, round_air=20000, answer_air=300)
+    assert 3 <= r <= 12
+    assert coded_repeats(0.0, 103, 1000, 6636, 20000, 300) == 0
+    # a costlier round or a bigger cell buys a larger margin; never below the mean loss
+    assert coded_repeats(0.02, 103, 1000, 6636, 2e6, 300) > r
+    assert coded_repeats(0.02, 103, 1, 6636, 20000, 300) <= r
+    assert coded_repeats(0.3, 103, 24, 6636, 20000, 300) >= 45  # 0.3 x 103 / 0.7 = 44.1
+
+
+@req("AMI-4")
+def test_coded_round_multicasts_for_many_and_unicasts_for_few() -> None:
+    # thirty meters short of one symbol each: one multicast symbol (plus margin) serves all
+    c, uni = coded_round(np.ones(30, dtype=np.int64), np.full(30, 3), 6, 0.02, 3.0, 0.1)
+    assert 1 <= c <= 4 and not uni.any()
+    # one shallow meter short of two: unicast is cheaper than a cell-wide multicast
+    c, uni = coded_round(np.array([2]), np.array([1]), 6, 0.02, 3.0, 0.1)
+    assert c == 0 and uni.tolist() == [True]
+    # a deep outlier needing many: the many get the multicast, the outlier unicast
+    needs = np.array([1] * 20 + [40])
+    c, uni = coded_round(needs, np.array([2] * 20 + [1]), 6, 0.02, 3.0, 0.1)
+    assert c < 40 and uni.tolist() == [False] * 20 + [True]
+    assert coded_round(np.zeros(3, dtype=np.int64), np.ones(3), 6, 0.02, 3.0, 0.1)[0] == 0

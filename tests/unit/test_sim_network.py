@@ -99,3 +99,16 @@ def test_profiles_carry_their_sources_figures() -> None:
     assert not cell.multicast and not cell.shared_cell
     with pytest.raises(AmiupError):
         profile("carrier-pigeon")
+
+
+@req("AMI-4")
+def test_a_routing_tree_leaves_unicast_and_multicast_costs_unchanged() -> None:
+    loop, net, inbox = _net()
+    net.build_tree(seed=3)
+    cell = net.cells["c0"]
+    assert all((cell.parent[m] is None) == (cell.hops[m] == 1) for m in cell.meters)
+    net.down("m5", b"x" * 100)  # hop 6: still 6 hops from the collector
+    net.multicast("c0", b"y" * 100)
+    loop.run()
+    assert cell.airtime["upgrade"] == pytest.approx(net.cost(100, meter_id="m0") * (6 + 6))
+    assert all(b"y" * 100 in got for got in inbox.values())

@@ -15,8 +15,11 @@ from amiup.wire import (
     Alarm,
     Block,
     Cancel,
+    Coded,
     ComponentStatus,
     Failed,
+    Gathered,
+    GatherGroup,
     GetStatus,
     Message,
     Missing,
@@ -24,6 +27,7 @@ from amiup.wire import (
     Query,
     Reject,
     Result,
+    Running,
     Status,
     Verified,
     Verify,
@@ -53,19 +57,62 @@ SAMPLES: list[Message] = [
     Cancel(9, "ami_app"),
     Result(9, "ami_app", "1.1.0", "committed"),
     Alarm("bad-signature", "offer", 17),
+    GetStatus(b"\x01\x02\x03\x04", "ami_app", brief=True),
+    Missing(9, 10, encode_bitmap([2, 7], 10), 4, 1),
+    Coded(9, 0, b"\x00" * 16),
+    Running(b"\x01\x02\x03\x04", "1.1.0", "committed"),
+    GetStatus(b"\x01\x02\x03\x04", "ami_app", brief=True, gather_ms=(9000, 6000, 3000, 0)),
+    GetStatus(b"\x01\x02", "ami_app", brief=True, meters=("m-7", "m-9")),
+    Gathered(b"\x01\x02\x03\x04", (GatherGroup("1.1.0", "committed", ("m-1", "m-2")),
+                                      GatherGroup("1.0.0", "reverted", ("m-3",)))),
 ]
 
 
 @req("SEC-2")
 def test_literal_bytes_of_query_block_and_activate() -> None:
-    # [1, 7, transfer 1, seq 0, crc32(h'8401070100') = 0x26aca1ee]
-    assert encode(Query(1)) == bytes.fromhex("85010701001a26aca1ee")
-    # [1, 12, 1, "ami_app", null, crc32(...)]
-    assert encode(Activate(1, "ami_app")) == bytes.fromhex("86010c0167616d695f617070f61a3b5cd41c")
-    # [1, 6, transfer 7, index 3, h'616263', crc32(h'850106070343616263')]
-    assert encode(Block(7, 3, b"abc")) == bytes.fromhex("8601060703436162631a7cd04161")
-    assert decode(bytes.fromhex("8601060703436162631a7cd04161")) == Block(7, 3, b"abc")
-    assert zlib.crc32(bytes.fromhex("8401070100")) == 0x26ACA1EE
+    # [2, 7, transfer 1, seq 0, crc32(h'8402070100') = 0x34190e00]
+    assert encode(Query(1)) == bytes.fromhex("85020701001a34190e00")
+    # [2, 12, 1, "ami_app", null, crc32(...)]
+    assert encode(Activate(1, "ami_app")) == bytes.fromhex("86020c0167616d695f617070f61a4cc206ec")
+    # [2, 6, transfer 7, index 3, h'616263', crc32(h'850206070343616263')]
+    assert encode(Block(7, 3, b"abc")) == bytes.fromhex("8602060703436162631af25f4682")
+    assert decode(bytes.fromhex("8602060703436162631af25f4682")) == Block(7, 3, b"abc")
+    assert zlib.crc32(bytes.fromhex("8402070100")) == 0x34190E00
+    # [2, 17, h'01020304', "1.2.4", "committed", crc]: the 29-byte cell read-back answer
+    running = bytes.fromhex("860211440102030465312e322e3469636f6d6d69747465641a6b741153")
+    assert encode(Running(b"\x01\x02\x03\x04", "1.2.4", "committed")) == running
+    assert len(running) == 29
+
+
+def test_a_version_1_message_is_refused() -> None:
+    body = bytes.fromhex("8401070100")  # [1, 7, 1, 0]: the encoding before coded repair
+    old = bytes.fromhex("85010701001a") + zlib.crc32(body).to_bytes(4, "big")
+    with pytest.raises(AmiupError, match="unsupported wire version 1"):
+        decode(old)
+
+
+def test_missing_need_counts_held_symbols() -> None:
+    assert Missing(9, 10, encode_bitmap([2, 7, 8], 10), 1, have=2).need == 1
+    with pytest.raises(AmiupError):
+        Missing(9, 10, encode_bitmap([2], 10), 1, have=11)
+    with pytest.raises(AmiupError):
+        GetStatus(b"n", "", brief=True)  # brief names one component
+    with pytest.raises(AmiupError):
+        GetStatus(b"n", "ami_app", full=True, brief=True)
+    with pytest.raises(AmiupError):
+        GetStatus(b"n", "ami_app", gather_ms=(100,))  # only a brief read-back is gathered
+
+
+def test_gathered_answers_split_back_per_meter() -> None:
+    g = Gathered(b"n", (GatherGroup("1.1.0", "committed", ("m-1", "m-2")),
+                        GatherGroup("1.0.0", "reverted", ("m-3",))))
+    assert [(m, r.running, r.state) for m, r in g.answers()] == [
+        ("m-1", "1.1.0", "committed"), ("m-2", "1.1.0", "committed"), ("m-3", "1.0.0", "reverted")]
+    for bad in ((), (GatherGroup("1.1.0", "committed", tuple(f"m-{i}" for i in range(300))),) * 2):
+        with pytest.raises(AmiupError):
+            Gathered(b"n", bad)
+    with pytest.raises(AmiupError):
+        GatherGroup("1.1.0", "committed", ())
 
 
 @pytest.mark.parametrize("msg", SAMPLES, ids=lambda m: type(m).__name__)
@@ -87,9 +134,9 @@ def test_damaged_block_is_refused_by_the_message_check() -> None:
     [
         "",  # empty
         "8201",  # too short
-        "84020701" + "1a" + zlib.crc32(bytes.fromhex("83020701")).to_bytes(4, "big").hex(),  # version
-        "84016301" + "1a" + zlib.crc32(bytes.fromhex("83016301")).to_bytes(4, "big").hex(),  # tag
-        "85010701001a26aca1ef",  # wrong check
+        "84090701" + "1a" + zlib.crc32(bytes.fromhex("83090701")).to_bytes(4, "big").hex(),  # version
+        "84026301" + "1a" + zlib.crc32(bytes.fromhex("83026301")).to_bytes(4, "big").hex(),  # tag
+        "85020701001a34190e01",  # wrong check
         "8301071800",  # non-shortest integer
         "9f010701ff",  # indefinite array
         "a10101",  # map

@@ -36,6 +36,9 @@ def sim(
     offline: Annotated[float, typer.Option(help="Share of meters that drop mid-transfer and return.")] = 0.0,
     lost: Annotated[float, typer.Option(help="Share of meters that never come back.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed (runs are deterministic).")] = 1,
+    direct_readback: Annotated[bool, typer.Option(
+        "--direct-readback",
+        help="Every meter answers the read-back itself (no gathering up the mesh).")] = False,
     detailed: Annotated[bool, typer.Option(
         "--detailed", help="Run real meter agents, one event per frame (<= 2000 meters).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -53,7 +56,7 @@ def sim(
         raise error("invalid-argument", "--image-kib: 1 .. 65536")
     cfg = FleetConfig(meters=meters, profile=profile(net), strategy=strategy,  # type: ignore[arg-type]
                       image_size=image_kib * 1024, delta=delta, loss=loss, upgrade_share=share,
-                      offline=offline, lost=lost, seed=seed)
+                      offline=offline, lost=lost, seed=seed, gather=not direct_readback)
     if detailed:
         from amiup.headend.simworld import run_detailed
 
@@ -97,8 +100,10 @@ def _summary(r: FleetResult, console: Console) -> None:
               f"mean {d['airtime_bytes_per_cell_mean']:,}, max {d['airtime_bytes_per_cell_max']:,}")
     t.add_row("airtime / (payload x meters)", f"{d['airtime_per_payload_meter']:.3f}")
     t.add_row("floor (architecture.md)", _fmt_s(d["floor_s"]))
-    ratio = d["ratio_to_floor"]
-    t.add_row("t100 / floor", f"{ratio:.2f}x" if ratio else "n/a")
+    for key, label in (("ratio_to_floor", "t100 / floor"), ("t99_ratio_to_floor", "t99 / floor"),
+                       ("airtime_ratio_to_floor", "busiest cell's airtime / floor's")):
+        ratio = d[key]
+        t.add_row(label, f"{ratio:.2f}x" if ratio else "n/a")
     fails = ", ".join(f"{k}: {v}" for k, v in sorted(d["failed_by_code"].items())) or "none"
     t.add_row("failures by code", fails)
     t.add_row("wall time", f"{d['wall_s']:.2f} s")

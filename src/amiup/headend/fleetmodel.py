@@ -1,10 +1,12 @@
 """Aggregated, vectorized model of a fleet delivery: a million meters in seconds.
 
 The detailed simulator (``amiup.headend.simrun``) runs one event per message and the real
-meter agent; this model runs the SAME protocol (multicast announce, one data round, NACK
-rounds with the cost rule of ``amiup.headend.repair``, then per-meter verify and read-back;
-or per-meter unicast sessions) as numpy arithmetic per cell: block receptions are bool
-matrices (meters x blocks) sampled sparsely, airtime is summed in bytes x hops, and a cell's
+meter agent; this model runs the SAME protocol (multicast announce, every block once plus
+coded symbols, coded NACK rounds with the cost rules of ``amiup.headend.repair``, then a
+multicast verify with the brief read-back right behind it, gathered up the mesh, and poll
+rounds for the meters not heard from; or per-meter unicast sessions)
+as numpy arithmetic per cell: per meter it keeps counts (blocks lost, symbols heard, the
+rank the random code falls short by), airtime is summed in bytes x hops, and a cell's
 clock advances by airtime / (C_eff x upgrade share) plus round-trip waits. Per-meter state
 is a few arrays (hop depth, cell, confirm time). A test checks it against the detailed
 simulator on a small fleet (tests/unit/test_sim_fleetmodel.py).
@@ -22,12 +24,16 @@ import numpy as np
 import numpy.typing as npt
 
 from amiup.errors import error
-from amiup.headend.repair import announce_repeats, multicast_blocks, proactive_repeats
+from amiup.headend.repair import announce_repeats, coded_repeats, coded_round, still_short
 from amiup.network.profiles import Profile
 from amiup.network.sizes import MessageSizes
+from amiup.wire.messages import MAX_GATHERED
 
 Strategy = Literal["unicast", "multicast"]
-TIMEOUT_S, BACKOFF, ROUND_WAIT_S = 10.0, 2.0, 3.0  # as SessionConfig / MulticastConfig
+TIMEOUT_S, BACKOFF, ROUND_WAIT_S = 10.0, 2.0, 1.0  # as SessionConfig / MulticastConfig
+MC_TIMEOUT_S = 2.0  # MulticastConfig.session: follow-up sessions of a cell (plus their drain)
+POLL_ROUNDS = 3  # MulticastConfig.poll_rounds: named read-backs before unicast sessions
+FEC_PENDING = 64  # coded symbols a meter holds at most (MeterEndpoint's decoder bound)
 FArr = npt.NDArray[np.float64]
 IArr = npt.NDArray[np.int64]
 BArr = npt.NDArray[np.bool_]
@@ -55,7 +61,8 @@ class FleetConfig:
     hops: tuple[int, ...] | None = None  # explicit hop depth per meter (else by profile)
     order_bytes: int = 300
     header_bytes: int = 750
-    repeats: int | None = None  # multicast copies of each block up front (None: by cost rule)
+    repeats: int | None = None  # coded symbols after the blocks (None: repair.coded_repeats)
+    gather: bool = True  # multicast read-back gathered up the mesh (amiup.network.gather)
 
     def __post_init__(self) -> None:
         if self.meters < 1:
@@ -95,6 +102,12 @@ class FleetResult:
     failed_by_code: dict[str, int] = field(default_factory=dict)
 
     @property
+    def floor_bytes(self) -> float:
+        """The floor as airtime (bytes x hops) of the slowest cell: ``floor_s x C_eff x share``."""
+        cfg = self.config
+        return self.floor_s * cfg.profile.c_eff_bps * cfg.upgrade_share / 8.0
+
+    @property
     def confirmed(self) -> int:
         return int(np.isfinite(self.confirm_s).sum())
 
@@ -130,6 +143,9 @@ class FleetResult:
             "t99_s": self.t_at(0.99),
             "t100_s": t100,
             "ratio_to_floor": (t100 / self.floor_s) if t100 and self.floor_s else None,
+            "t99_ratio_to_floor": (t99 / self.floor_s) if (t99 := self.t_at(0.99)) and self.floor_s else None,
+            "airtime_ratio_to_floor": (float(self.airtime_by_cell.max()) / self.floor_bytes
+                                       if self.floor_s else None),
             "wall_s": self.wall_s,
         }
 
@@ -201,7 +217,8 @@ def _waits(attempts: FArr, timeout_s: float = TIMEOUT_S, backoff: float = BACKOF
 
 
 def _unicast_airtime(
-    cfg: FleetConfig, sizes: MessageSizes, blocks: int, hops: FArr, missing: IArr, rng: np.random.Generator
+    cfg: FleetConfig, sizes: MessageSizes, blocks: int, hops: FArr, missing: IArr, rng: np.random.Generator,
+    timeout_s: float = TIMEOUT_S,
 ) -> tuple[FArr, FArr]:
     """Per-meter airtime and timeout waits of a unicast session sending ``missing`` blocks."""
     p = cfg.block_loss
@@ -217,7 +234,7 @@ def _unicast_airtime(
     q_fail = rng.binomial(np.maximum(windows, 0).astype(np.int64) * 4, 1.0 - q_ok) / 4.0 if p else 0.0
     verify, a2 = _exchange(rng, hops, sizes.verify, sizes.verified, p)
     read, a3 = _exchange(rng, hops, sizes.get_status, sizes.status, p)
-    wait = _waits(a1) + _waits(a2) + _waits(a3) + TIMEOUT_S * q_fail
+    wait = _waits(a1, timeout_s) + _waits(a2, timeout_s) + _waits(a3, timeout_s) + timeout_s * q_fail
     return np.asarray(offer + data + queries + verify + read, dtype=np.float64), wait
 
 
@@ -311,11 +328,12 @@ def _multicast_cell(
     cfg: FleetConfig, sizes: MessageSizes, blocks: int, h: FArr, gone: BArr, drops: BArr,
     back_at: FArr, cap: float, rng: np.random.Generator, confirm: FArr,
 ) -> float:
-    """One cell: announce, data round, NACK repair rounds, then per-meter verify + read-back."""
+    """One cell: announce, data + coded symbols, coded NACK rounds, verify, brief read-back."""
     prof = cfg.profile
     p = cfg.block_loss
     n = len(h)
     big_h = float(h.max())
+    mean_h = float(h.mean())
     rtt = 2.0 * big_h * prof.hop_latency_s
     air = 0.0
     clock = 0.0
@@ -329,80 +347,107 @@ def _multicast_cell(
     # offer k times; meters accept silently and refuse loudly (NACK style)
     spend(sizes.offer * h[0] + sizes.accept * h[0])
     member = np.zeros(n, dtype=bool)
-    hop_sum = float(h.sum())
-    for _ in range(announce_repeats(max(p, 0.01), hop_sum, blocks * sizes.block, sizes.offer * big_h)):
+    for _ in range(announce_repeats(max(p, 0.002), n)):  # back to back
         spend(sizes.offer * big_h)
         member |= ~gone & (rng.random(n) >= p)
-        clock += rtt
-    # data round: every block r times (the head-end expects loss p). Missing blocks are kept
-    # as sparse (meter, block) pairs: about p^r x meters x blocks of them, so each round costs
-    # O(missing), not O(meters x blocks)
-    repeats = proactive_repeats(p, hop_sum, big_h) if cfg.repeats is None else cfg.repeats
-    spend(repeats * blocks * sizes.block * big_h)
-    keys = _sparse_misses(rng, np.flatnonzero(member & ~drops), blocks, p**repeats)
+    clock += rtt
+    # data round: every block once, then R coded symbols (the cost rule of repair.coded_repeats).
+    # Per meter only counts matter: blocks lost, symbols heard, and the rank the random code
+    # falls short by (0 with probability ~255/256 per symbol held)
+    round_air = (rtt + ROUND_WAIT_S) * cap + sizes.query * big_h
     active = member & ~drops
+    r = cfg.repeats if cfg.repeats is not None else coded_repeats(
+        p, blocks, int(active.sum()), sizes.coded * big_h, round_air, mean_h * sizes.missing)
+    spend(blocks * sizes.block * big_h + r * sizes.coded * big_h)
+    lost = rng.binomial(blocks, p, size=n) if p else np.zeros(n, dtype=np.int64)
+    need = np.maximum(0, lost + _deficit(rng, n) - np.minimum(rng.binomial(r, 1.0 - p, size=n), FEC_PENDING))
+    need = np.where(lost > 0, need, 0)
     # droppers hold the blocks before their drop point (minus losses): only counts matter
     cut = rng.integers(0, blocks + 1, size=n)
-    drop_left = np.where(drops & member, blocks - cut + rng.binomial(cut, p**repeats), blocks)
-    # NACK rounds: multicast query; meters missing blocks answer with their bitmap
+    drop_left = np.where(drops & member, blocks - cut + rng.binomial(cut, p), blocks)
+    # NACK rounds: multicast query; meters still short answer with bitmap and symbols held
+    sym_round = round_air / sizes.coded
+    sym_answer = sizes.missing / sizes.coded
     for _ in range(cfg.max_rounds):
         spend(sizes.query * big_h)
         # a meter that missed the announce answers the query "unknown transfer" and gets
-        # the offer by unicast: it joins with every block missing
+        # the offer by unicast: it joins with every block missing (too many for the code)
         join = ~gone & ~drops & ~member & (rng.random(n) >= p)
         spend(float(h[join].sum()) * (sizes.verified + sizes.offer + sizes.accept))
-        if join.any():
-            new_keys = (np.flatnonzero(join)[:, None] * blocks + np.arange(blocks)[None, :]).ravel()
-            keys = _unique(np.concatenate([keys, new_keys]))
+        need[join] = blocks
         member |= join
         active |= join
-        kmeter = keys // blocks
-        has_miss = np.zeros(n, dtype=bool)
-        has_miss[kmeter] = True
         heard = active & ~join & (rng.random(n) >= p)
-        nack = heard & has_miss
+        nack = heard & (need > 0)
         spend(float(h[nack].sum()) * sizes.missing)
         nack &= rng.random(n) >= p
         clock += rtt + ROUND_WAIT_S
         if not nack.any():
             break
-        kblock = keys % blocks
-        in_nack = nack[kmeter]
-        mc = multicast_blocks(kblock[in_nack], h[kmeter[in_nack]], blocks, big_h)
-        n_mc = int(mc.sum())
-        spend(n_mc * sizes.block * big_h)
-        by_mc = mc[kblock] & active[kmeter]
-        by_uni = ~mc[kblock] & in_nack
-        spend(float(h[kmeter[by_uni]].sum()) * sizes.block)
-        fixed = (by_mc | by_uni) & (rng.random(len(keys)) >= p)
-        keys = keys[~fixed]
-    # multicast verify (failures answer; a meter that lost it is verified by unicast), then a
-    # read-back of the running version from every meter (UMS-8)
+        # coded repair: c symbols by multicast for the many; plain blocks (or symbols) by
+        # unicast for the few and for meters missing more than they can decode
+        codable = nack & (need <= FEC_PENDING)
+        idx = np.flatnonzero(codable)
+        c, uni = coded_round(need[idx], h[idx], big_h, p, sym_round, sym_answer)
+        spend(c * sizes.coded * big_h)
+        settled = not (nack & ~codable).any() and still_short(need[idx][~uni], c, p) < 0.5
+        short = active & (need > 0)
+        need[short] = np.maximum(0, need[short] - rng.binomial(c, 1.0 - p, size=int(short.sum())))
+        by_uni = np.zeros(n, dtype=bool)
+        by_uni[idx[uni]] = True
+        by_uni |= nack & ~codable
+        for i in np.flatnonzero(by_uni & (need > 0)):
+            k = int(need[i]) + coded_repeats(p, int(need[i]), 1, 1.0, sym_round, sym_answer)
+            spend(h[i] * k * sizes.block)
+            need[i] = max(0, int(need[i]) - int(rng.binomial(k, 1.0 - p)))
+        if settled:  # the margins make a meter still short unlikely: verify, don't ask again
+            break
+    # multicast verify and, right behind it, the brief read-back of the running version
+    # (UMS-8), gathered up the mesh: failures answer the verify, every meter the read-back
     idx = np.flatnonzero(active)
     hi_ = h[idx]
-    spend(sizes.verify * big_h)
-    heard_v = rng.random(len(idx)) >= p
-    left_all = np.bincount(keys // blocks, minlength=n)
-    left = left_all[idx]
-    resume, w_r = _unicast_airtime(cfg, sizes, blocks, hi_, left, rng)
-    resume = resume * (left > 0)
+    spend(sizes.verify * big_h + sizes.get_brief * big_h)
+    left = need[idx]
+    verified = (rng.random(len(idx)) >= p) & (left == 0)
+    heard = rng.random(len(idx)) >= p
+    if cfg.gather and big_h > 1:  # answers merged up the routing tree, one frame per relay
+        own = np.zeros(n, dtype=bool)
+        own[idx[heard]] = True
+        reached, g_air = _gather(rng, h, own, ~gone & ~drops, p, sizes, prof)
+        spend(g_air)
+        answered = reached[idx] & verified
+    else:
+        spend(float(hi_[heard].sum()) * sizes.running)
+        answered = heard & (rng.random(len(idx)) >= p) & verified
+    clock += rtt + ROUND_WAIT_S
+    confirm[idx[answered]] = clock
+    # poll rounds: the verify again and a read-back naming the meters not heard from (they
+    # answer directly); the few still silent after them, and the meters still short, get
+    # unicast sessions
+    for _ in range(POLL_ROUNDS):
+        todo = ~answered & (left == 0)
+        if not todo.any():
+            break
+        spend((sizes.verify + sizes.get_brief + sizes.gather_per_meter * int(todo.sum())) * big_h)
+        verified |= todo & (rng.random(len(idx)) >= p)
+        heard = todo & (rng.random(len(idx)) >= p)
+        back = float(hi_[heard].sum()) * sizes.running
+        spend(back)
+        got = heard & verified & (rng.random(len(idx)) >= p)
+        clock += rtt + ROUND_WAIT_S
+        confirm[idx[got]] = clock
+        answered |= got
+    resume, w_r = _unicast_airtime(cfg, sizes, blocks, hi_, left, rng, MC_TIMEOUT_S)
     fix_v, a_v = _exchange(rng, hi_, sizes.verify, sizes.verified, p)
-    v_fix = ~(heard_v & (left == 0))
-    per = resume + np.where(v_fix, fix_v, 0.0)
-    wait = np.where(left > 0, w_r, 0.0) + np.where(v_fix, _waits(a_v), 0.0)
-    clock += rtt + ROUND_WAIT_S
-    # multicast read-back: every meter that hears it answers; the others get a session
-    spend(sizes.get_status * big_h)
-    heard_s = rng.random(len(idx)) >= p
-    spend(float(hi_[heard_s].sum()) * sizes.status)
-    heard_s &= (rng.random(len(idx)) >= p) & ~v_fix & (left == 0)
-    fix_s, a_s = _exchange(rng, hi_, sizes.get_status, sizes.status, p)
-    per = per + np.where(heard_s, 0.0, fix_s)
-    wait = wait + np.where(heard_s, 0.0, _waits(a_s))
-    clock += rtt + ROUND_WAIT_S
+    fix_s, a_s = _exchange(rng, hi_, sizes.get_brief, sizes.running, p)
+    read_only = (left == 0) & verified
+    per = np.where(left > 0, resume, fix_s + np.where(read_only, 0.0, fix_v))
+    wait = np.where(left > 0, w_r,
+                    _waits(a_s, MC_TIMEOUT_S) + np.where(read_only, 0.0, _waits(a_v, MC_TIMEOUT_S)))
     order = rng.permutation(len(idx))
+    order = order[~answered[order]]
     confirm[idx[order]] = clock + np.cumsum(per[order]) / cap + rtt * 2 + wait[order]
-    spend(float(per.sum()))
+    spend(float(per[order].sum()))
     # droppers and meters that missed the announce: unicast resume when they are back
     late = np.flatnonzero(~gone & ~active)
     left = drop_left[late]
@@ -416,3 +461,57 @@ def _multicast_cell(
     air += float(per.sum())
     air += float(h[gone].sum()) * sizes.offer * 3
     return air
+
+
+def _tree(rng: np.random.Generator, h: FArr) -> tuple[IArr, IArr]:
+    """A routing tree for one cell: each meter's parent (-1: the collector) and hops to it.
+
+    As ``SimNetwork.build_tree``: a parent at random among the meters one level up (or the
+    nearest shallower level that has meters).
+    """
+    depth = h.astype(np.int64)
+    parent = np.full(len(h), -1, dtype=np.int64)
+    up = depth.copy()
+    for d in range(2, int(depth.max(initial=1)) + 1):
+        here = np.flatnonzero(depth == d)
+        for above in range(d - 1, 0, -1):
+            cand = np.flatnonzero(depth == above)
+            if len(cand):
+                parent[here] = cand[rng.integers(0, len(cand), size=len(here))]
+                up[here] = d - above
+                break
+    return parent, up
+
+
+def _gather(rng: np.random.Generator, h: FArr, own: BArr, online: BArr, p: float,
+            sizes: MessageSizes, prof: Profile) -> tuple[BArr, float]:
+    """Gathered read-back of one cell: which answers reach the collector, and the airtime.
+
+    Every online relay with answers in its subtree sends one frame (split at the frame cap)
+    to its parent; a lost frame loses the answers it carried, an offline relay those of its
+    subtree (the head-end polls them by unicast afterwards).
+    """
+    parent, up = _tree(rng, h)
+    depth = h.astype(np.int64)
+    sent = online & (rng.random(len(h)) >= p)
+    entries = (own & online).astype(np.int64)
+    top = int(depth.max(initial=1))
+    for d in range(top, 1, -1):
+        lvl = np.flatnonzero((depth == d) & (parent >= 0) & sent)
+        np.add.at(entries, parent[lvl], entries[lvl])
+    ok = sent.copy()
+    for d in range(2, top + 1):
+        lvl = np.flatnonzero((depth == d) & (parent >= 0))
+        ok[lvl] &= ok[parent[lvl]]
+    talk = online & (entries > 0)
+    e = entries[talk]
+    frames = -(-e // MAX_GATHERED)
+    length = frames * (sizes.gather_frame - prof.frame_overhead) + (e - frames) * sizes.gather_per_meter
+    mtu = prof.block_size + 32
+    on_air = length + np.maximum(1, -(-length // mtu)) * prof.frame_overhead
+    return own & ok, float((on_air * up[talk]).sum())
+
+
+def _deficit(rng: np.random.Generator, n: int) -> IArr:
+    """Symbols a meter needs beyond its missing count: the rank the GF(2^8) code falls short by."""
+    return np.asarray(rng.geometric(1.0 - 1.0 / 256.0, size=n) - 1, dtype=np.int64)

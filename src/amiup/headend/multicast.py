@@ -1,39 +1,56 @@
-"""Multicast delivery to one cell (sans-I/O): pilot offer, announce, one data round, NACK
-rounds repaired by multicast or unicast per the cost rule, multicast verify, then per-meter
-read-back sessions.
+"""Multicast delivery to one cell (sans-I/O): pilot offer, announce, one data round with
+erasure-coded repair, coded NACK rounds, then verify and a brief read-back in one step.
 
 Steps, each bounded in time and count:
 
 1. *pilot*: a unicast offer to one meter; its accept gives transfer id, block size, count.
-2. *announce*: the offer multicast ``k`` times (``repair.announce_repeats``: enough that
-   few meters miss them all and need the payload by unicast); meters accept silently and
+2. *announce*: the offer multicast ``k`` times back to back (``repair.announce_repeats``:
+   enough that hardly any meter misses them all and joins late); meters accept silently and
    refuse loudly (reject with a code).
-3. *data*: every block multicast ``r`` times (``proactive_repeats``: 1 on a clean network,
-   2 when the expected loss would make nearly every block need a repair), then a ``query``.
-4. *NACK rounds*: meters missing blocks answer ``missing``; a meter that never heard the offer
-   answers ``reject(not-found)`` and gets the offer by unicast. Per block, the cost rule of
-   ``amiup.headend.repair`` picks multicast or unicast; then query again. At most
-   ``max_rounds`` rounds.
-5. *verify*: multicast ``verify``; a meter whose image is incomplete or bad answers
-   ``failed``; incomplete ones get a unicast session (resume from their missing blocks).
-6. *read-back*: a multicast ``get_status``; every meter answers with its running version
-   (UMS-8). A meter whose answer is missing or not yet final (trial, scheduled, lost
-   verify) gets a unicast session that polls, verifies or resumes as its status says.
+3. *data*: every block multicast once, then ``R`` coded symbols (``coded``, seqs 0..R-1,
+   ``repair.coded_repeats``: about ``loss x K`` plus a margin priced against one more
+   round), then a ``query``. Any symbol repairs any one missing block of any meter.
+4. *NACK rounds*: meters still short answer ``missing`` (bitmap, and ``have``: symbols held;
+   ``need`` = what they still lack). Meters missing at most ``FEC_PENDING`` blocks (what a
+   meter's decoder holds) are served by ``repair.coded_round``: ``c`` fresh symbols by
+   multicast, and unicast symbols (need plus a margin) to the few it flags. Meters missing
+   more, and late joiners (a meter that never heard the offer answers ``reject(not-found)``
+   and gets the offer by unicast), get plain blocks by the per-block cost rule
+   (``repair.multicast_mask``). Then query again; at most ``max_rounds`` rounds.
+5. *verify + read-back*: a multicast ``verify`` and, right behind it, a multicast brief
+   ``get_status`` (4-byte nonce) in one step: the meter handles them in order, so failures
+   (``failed``) and the ``running`` answers (UMS-8: about 30 bytes each) arrive in one
+   window. A ``running`` with our nonce, the delivered version and a final state confirms the
+   meter.
+6. *sessions*: every other meter (silent, incomplete, not yet final: trial, scheduled)
+   gets a unicast session: it resumes (``failed(transfer-incomplete)`` or ``running`` state
+   receiving), verifies (state received: it missed the verify) or reads back and polls;
+   its deadline counts the airtime of what it just sent (``SessionConfig.drain_s_per_byte``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from amiup.headend.repair import announce_repeats, multicast_mask, proactive_repeats
-from amiup.headend.session import REOFFER, Delivery, SessionConfig, UnicastSession
+from amiup.headend.fleetmodel import FEC_PENDING
+from amiup.headend.repair import (
+    announce_repeats,
+    coded_repeats,
+    coded_round,
+    multicast_mask,
+    short_probability,
+)
+from amiup.headend.session import FRAME_OVERHEAD, REOFFER, Delivery, SessionConfig, UnicastSession
+from amiup.headend.session import Phase as SessionPhase
 from amiup.wire import (
     Accept,
     Block,
+    Coded,
     Failed,
     GetStatus,
     Message,
@@ -41,38 +58,60 @@ from amiup.wire import (
     Offer,
     Query,
     Reject,
-    Status,
+    Running,
     Verify,
+    bitmap_len,
     decode_bitmap,
     encode,
 )
+from amiup.wire.fec import Encoder
 
 Dest = str | None  # a meter id, or None for the whole cell (multicast)
 Out = list[tuple[Dest, Message]]
-Phase = Literal["pilot", "rounds", "verify", "readback", "sessions", "done"]
+Phase = Literal["pilot", "rounds", "verify", "sessions", "done"]
+
+DEFAULT_CAPACITY = 14_000.0
+"""Bytes per second of a cell when the transport gives no drain rate (rf-mesh: 150 kbps at
+75% usable): prices a round's wait in airtime for the coded-repair rule."""
+COMMITTED = ("committed", "idle")
+STATUS_AIR = 150 + FRAME_OVERHEAD
+"""Bytes on air of a (brief, one-component) status answer, for pacing follow-up sessions."""
+
+
+def _session_config() -> SessionConfig:
+    # a short timeout (the deadline adds the drain of what was sent), and the patience to
+    # match: 8 retries with backoff outlast a 30%-loss link without a retry_after_s pause
+    return SessionConfig(timeout_s=3.0, max_retries=8)
 
 
 @dataclass(frozen=True, slots=True)
 class MulticastConfig:
-    """Repeats, waits and the cost-rule margin of one cell's multicast."""
+    """Repeats, waits and the cost-rule margin of one cell's multicast.
+
+    ``round_wait_s`` comes on top of the drain of what was sent and of the answers
+    expected, so it only covers latency and the meters' turnaround. Follow-up sessions
+    (``session``) wait 3 s plus the airtime of what they sent (the cell is quiet by then),
+    doubling up to 8 retries.
+    """
 
     announce_repeats: int | None = None  # None: by the cost rule (repair.announce_repeats)
-    expected_loss: float = 0.0  # the head-end's estimate; sets the up-front block repeats
-    round_wait_s: float = 3.0
+    expected_loss: float = 0.0  # the head-end's estimate; sets the coded symbols up front
+    round_wait_s: float = 1.0
     max_rounds: int = 8
     margin: float = 0.0
     pilot_timeout_s: float = 10.0
     pilot_retries: int = 3
-    session: SessionConfig = field(default_factory=SessionConfig)
+    session: SessionConfig = field(default_factory=_session_config)
+    session_concurrency: int | None = None  # None: what the cell drains within a timeout
 
 
 @dataclass
 class CellMulticast:
     """Deliver one package to the meters of one cell; ``hops`` maps meter id -> depth.
 
-    ``drain_s(bytes)`` is the transport's estimate of how long a burst of frames takes to
-    leave (airtime at the cell's budget); the cell waits that long plus ``round_wait_s``
-    for answers before deciding the next round.
+    ``drain_s_per_byte`` is the transport's estimate of how long a byte on air takes to
+    leave (airtime at the cell's budget); the cell waits for its burst to drain plus
+    ``round_wait_s`` for answers before deciding the next round.
     """
 
     hops: dict[str, int]
@@ -87,21 +126,31 @@ class CellMulticast:
     rounds: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     sessions: dict[str, UnicastSession] = field(default_factory=dict)
-    _pilots: list[str] = field(default_factory=list)
-    _pilot_tries: int = 0
-    _nacks: dict[str, set[int]] = field(default_factory=dict)
-    _incomplete: set[str] = field(default_factory=set)
-    _reoffers: dict[str, int] = field(default_factory=dict)
-    multicast_blocks: int = 0
+    multicast_blocks: int = 0  # plain blocks sent by multicast (the data round's K included)
     unicast_blocks: int = 0
+    multicast_coded: int = 0  # coded symbols sent by multicast
+    unicast_coded: int = 0  # coded symbols sent by unicast (each copy counted)
     query_seq: int = 0
     confirmed: dict[str, float] = field(default_factory=dict)
+    loss: float = 0.0  # the loss the repair rules use: expected, or seen in the data round
+    _pilots: list[str] = field(default_factory=list)
+    _pilot_tries: int = 0
+    _nacks: dict[str, tuple[set[int], int]] = field(default_factory=dict)  # missing, need
+    _incomplete: set[str] = field(default_factory=set)
+    _reoffers: dict[str, int] = field(default_factory=dict)
     _nonce: bytes = b""
-    _expect: float = 0.0
+    _states: dict[str, str] = field(default_factory=dict)  # read-back answers not yet final
+    _queue: list[tuple[str, SessionPhase]] = field(default_factory=list)  # sessions to start
+    _encoder: Encoder | None = None
+    _next_seq: int = 0
 
     @property
     def cell_hops(self) -> int:
         return max(self.hops.values(), default=1)
+
+    @property
+    def mean_hops(self) -> float:
+        return sum(self.hops.values()) / max(1, len(self.hops))
 
     @property
     def done(self) -> bool:
@@ -131,31 +180,32 @@ class CellMulticast:
         d = self.delivery
         return [(self._pilots[0], Offer(d.order, d.header, d.block_size))]
 
+    def _air(self, msg: Message) -> int:
+        """Bytes on air of one frame carrying ``msg`` (one hop)."""
+        return len(encode(msg)) + FRAME_OVERHEAD
+
     def _drain(self, out: Out) -> float:
         size = 0.0
         for dest, msg in out:
             h = self.cell_hops if dest is None else self.hops.get(dest, 1)
-            size += (len(encode(msg)) + 64) * h
+            size += self._air(msg) * h
         return size * self.drain_s_per_byte
 
     def _wait(self, out: Out, now: float, answers: float = 0.0, answer_bytes: int = 0) -> Out:
         """Wait for ``out`` to leave, for about ``answers`` replies to come back, and a bit."""
-        mean_hops = sum(self.hops.values()) / max(1, len(self.hops))
-        back = answers * (answer_bytes + 64) * mean_hops * self.drain_s_per_byte
+        back = answers * (answer_bytes + FRAME_OVERHEAD) * self.mean_hops * self.drain_s_per_byte
         self.deadline = now + self._drain(out) + back + self.config.round_wait_s
         return out
 
     def receive(self, meter: str, msg: Message, now: float) -> Out:
         """A message from ``meter`` of this cell."""
-        if isinstance(msg, Status) and msg.nonce == self._nonce and self._nonce:
-            self._late_status(meter, msg, now)  # the multicast read-back's answer, late
-            self._check_done()
-            return []
+        if isinstance(msg, Running) and self._nonce and msg.nonce == self._nonce:
+            self._running(meter, msg, now)  # the read-back's answer, maybe late
+            return self._admit(now) if self.phase == "sessions" else []
         if self.phase == "sessions" or meter in self.sessions:
             s = self.sessions.get(meter)
             out: Out = [(meter, m) for m in s.receive(msg, now)] if s else []
-            self._check_done()
-            return out
+            return out + self._admit(now)
         if self.phase == "pilot":
             if meter != (self._pilots[0] if self._pilots else None):
                 return []
@@ -177,12 +227,12 @@ class CellMulticast:
             return []
         if isinstance(msg, Accept) and msg.transfer == self.transfer:
             missing = set(decode_bitmap(msg.missing, msg.block_count))
-            if missing:
-                self._nacks[meter] = missing
+            if missing:  # a late joiner: plain blocks (it holds no symbols yet)
+                self._nacks[meter] = (missing, len(missing))
             return []
         if isinstance(msg, Missing) and msg.transfer == self.transfer and self.phase == "rounds":
             if msg.block_count == self.block_count and msg.seq == self.query_seq:
-                self._nacks[meter] = set(decode_bitmap(msg.bitmap, msg.block_count))
+                self._nacks[meter] = (set(decode_bitmap(msg.bitmap, msg.block_count)), msg.need)
             return []
         if isinstance(msg, Failed) and msg.transfer == self.transfer and self.phase == "verify":
             if msg.code == "transfer-incomplete":
@@ -200,14 +250,17 @@ class CellMulticast:
             if s.deadline is not None and not s.done:
                 s.deadline = until + s.config.timeout_s
 
-    def _late_status(self, meter: str, msg: Status, now: float) -> None:
-        comp = msg.component(self.delivery.component)
-        if not (comp and comp.running == self.delivery.version and comp.state in ("committed", "idle")):
+    def _running(self, meter: str, msg: Running, now: float) -> None:
+        if meter in self.failed:
+            return
+        if not (msg.running == self.delivery.version and msg.state in COMMITTED):
+            self._states[meter] = msg.state
             return
         s = self.sessions.get(meter)
         if s is None:
-            self.confirmed[meter] = now
-        elif s.phase == "readback" and not s.done:  # its own read-back is now redundant
+            self.confirmed.setdefault(meter, now)
+            self._queue = [(m, at) for m, at in self._queue if m != meter]  # not needed now
+        elif s.phase in ("readback", "wait") and not s.done:  # its own read-back is now redundant
             s.phase, s.deadline, s.confirmed_at = "done", None, now
 
     def _retry(self, meter: str) -> bool:
@@ -227,15 +280,12 @@ class CellMulticast:
         if self.phase == "rounds":
             return self._round(now)
         if self.phase == "verify":
-            return self._readback(now)
-        if self.phase == "readback":
             return self._sessions(now)
         if self.phase == "sessions":
             out: Out = []
             for m, s in self.sessions.items():
                 out += [(m, x) for x in s.expire(now)]
-            self._check_done()
-            return out
+            return out + self._admit(now)
         return []
 
     @property
@@ -245,40 +295,119 @@ class CellMulticast:
             return min(times) if times else None
         return self.deadline
 
+    # ------------------------------------------------------------------ airtime prices
+    def _coded_air(self) -> int:
+        """Bytes on air of one coded symbol (one hop)."""
+        return len(encode(Coded(self.transfer or 0, self._next_seq + 1000, bytes(self.block_size)))) \
+            + FRAME_OVERHEAD
+
+    def _missing_air(self) -> int:
+        return 24 + bitmap_len(self.block_count) + FRAME_OVERHEAD
+
+    def _round_air(self) -> float:
+        """A NACK round's cost in airtime-equivalent bytes: its wait at the cell's capacity
+        (the airtime the cell could have carried meanwhile) plus the query to every hop."""
+        capacity = 1.0 / self.drain_s_per_byte if self.drain_s_per_byte > 0 else DEFAULT_CAPACITY
+        query = self._air(Query(self.transfer or 0, self.query_seq + 1))
+        return self.config.round_wait_s * capacity + query * self.cell_hops
+
+    def _symbols(self, count: int) -> list[tuple[int, bytes]]:
+        """``count`` fresh coded symbols (seq, data): never sent before in this transfer."""
+        assert self._encoder is not None
+        first, self._next_seq = self._next_seq, self._next_seq + count
+        return [(q, self._encoder.symbol(q)) for q in range(first, first + count)]
+
     # ------------------------------------------------------------------ steps
     def _announce(self, acc: Accept, now: float) -> Out:
         self.transfer, self.block_size, self.block_count = acc.transfer, acc.block_size, acc.block_count
         self.phase = "rounds"
         d = self.delivery
+        blocks = [d.block(i, acc.block_size) for i in range(acc.block_count)]
+        self._encoder = Encoder(acc.transfer, blocks, acc.block_size) if blocks else None
         offer = Offer(d.order, d.header, d.block_size)
-        hop_sum = float(sum(self.hops.values()))
-        announces = self.config.announce_repeats or announce_repeats(
-            max(self.config.expected_loss, 0.01), hop_sum, len(d.payload) * 1.1,
-            (len(encode(offer)) + 64) * self.cell_hops)
+        n = len(self.hops)
+        self.loss = self.config.expected_loss
+        announces = self.config.announce_repeats or announce_repeats(max(self.loss, 0.002), n)
         out: Out = [(None, offer)] * announces
-        repeats = proactive_repeats(self.config.expected_loss, hop_sum, self.cell_hops)
-        for _ in range(repeats):
-            out += [(None, Block(acc.transfer, i, d.block(i, acc.block_size)))
-                    for i in range(acc.block_count)]
-        self.multicast_blocks += acc.block_count * repeats
+        out += [(None, Block(acc.transfer, i, b)) for i, b in enumerate(blocks)]
+        self.multicast_blocks += len(blocks)
+        extra = coded_repeats(self.loss, acc.block_count, n, self._coded_air() * self.cell_hops,
+                              self._round_air(), self.mean_hops * self._missing_air()) if blocks else 0
+        out += [(None, Coded(acc.transfer, q, data)) for q, data in self._symbols(extra)]
+        self.multicast_coded += extra
         self.query_seq += 1
         out.append((None, Query(acc.transfer, self.query_seq)))
-        p_miss = self.config.expected_loss**repeats
-        self._expect = len(self.hops) * (1.0 - (1.0 - p_miss) ** acc.block_count)
-        return self._wait(out, now, self._expect, 24 + (acc.block_count + 7) // 8)
+        short = n * short_probability(self.loss, acc.block_count, extra)
+        return self._wait(out, now, short, self._missing_air() - FRAME_OVERHEAD)
+
+    def _observe_loss(self, nacks: dict[str, tuple[set[int], int]]) -> None:
+        """After the data round: the block loss the answers show, if worse than expected.
+
+        Meters that lost nothing stay silent; count them as lossless (an underestimate, as
+        lost answers are): the rules then err toward one more round, not toward waste.
+        """
+        members = max(1, len(self.hops) - len(self.failed))
+        lost = sum(len(miss) for miss, _need in nacks.values())
+        if self.block_count:
+            self.loss = max(self.loss, min(0.5, lost / (members * self.block_count)))
 
     def _round(self, now: float) -> Out:
         assert self.transfer is not None
-        nacks = {m: s for m, s in self._nacks.items() if s and m not in self.failed}
+        nacks = {m: v for m, v in self._nacks.items() if v[0] and m not in self.failed}
         self._nacks = {}
         self.rounds += 1
+        if self.rounds == 1:
+            self._observe_loss(nacks)
         if not nacks or self.rounds > self.config.max_rounds:
-            self.phase = "verify"
-            return self._wait([(None, Verify(self.transfer, self.delivery.component))], now)
-        meters = sorted(nacks)
+            return self._verify(now)
+        out: Out = []
+        codable = sorted(m for m, (miss, need) in nacks.items() if len(miss) <= FEC_PENDING and need > 0)
+        plain = sorted(m for m, (miss, _need) in nacks.items() if len(miss) > FEC_PENDING)
+        out += self._coded_repair(codable, {m: nacks[m][1] for m in codable})
+        out += self._plain_repair(plain, {m: nacks[m] for m in plain})
+        if not out:  # only answers that need nothing more (decoded meanwhile): check
+            return self._verify(now)
+        self.query_seq += 1
+        out.append((None, Query(self.transfer, self.query_seq)))
+        expect = len(nacks) * min(1.0, 2 * self.loss)
+        return self._wait(out, now, expect, self._missing_air() - FRAME_OVERHEAD)
+
+    def _coded_repair(self, meters: list[str], needs: dict[str, int]) -> Out:
+        """Coded symbols: ``c`` by multicast for most, need plus a margin by unicast for few."""
+        if not meters:
+            return []
+        assert self.transfer is not None
+        symbol = float(self._coded_air())
+        per_round = self._round_air() / symbol
+        per_answer = self._missing_air() / symbol
+        need = np.array([needs[m] for m in meters], dtype=np.int64)
+        hops = np.array([self.hops.get(m, 1) for m in meters], dtype=np.float64)
+        c, uni = coded_round(need, hops, self.cell_hops, self.loss, per_round, per_answer)
+        out: Out = [(None, Coded(self.transfer, q, data)) for q, data in self._symbols(c)]
+        self.multicast_coded += c
+        counts = {m: int(n) + coded_repeats(self.loss, int(n), 1, 1.0, per_round, per_answer)
+                  for m, n, u in zip(meters, need, uni, strict=True) if u}
+        if counts:  # one range of fresh symbols: each meter takes the first ``count`` of it
+            fresh = self._symbols(max(counts.values()))
+            for m, k in counts.items():
+                out += [(m, Coded(self.transfer, q, data)) for q, data in fresh[:k]]
+                self.unicast_coded += k
+        return out
+
+    def _plain_repair(self, meters: list[str], nacks: dict[str, tuple[set[int], int]]) -> Out:
+        """Plain blocks for meters missing more than a decoder holds: the per-block rule.
+
+        A meter that holds ``have`` symbols needs only ``need`` of its missing blocks: the
+        symbols solve the rest. It gets its lowest-numbered ones, so meters that lost
+        overlapping stretches share the multicast copies.
+        """
+        if not meters:
+            return []
+        assert self.transfer is not None
         matrix = np.zeros((len(meters), self.block_count), dtype=bool)
         for r, m in enumerate(meters):
-            matrix[r, sorted(nacks[m])] = True
+            missing, need = nacks[m]
+            matrix[r, sorted(missing)[:max(1, need)]] = True
         hops = np.array([self.hops.get(m, 1) for m in meters])
         mc = multicast_mask(matrix, hops, self.cell_hops, self.config.margin)
         d = self.delivery
@@ -289,31 +418,62 @@ class CellMulticast:
             for i in np.flatnonzero(matrix[r] & ~mc):
                 out.append((m, Block(self.transfer, int(i), d.block(int(i), self.block_size))))
                 self.unicast_blocks += 1
-        self.query_seq += 1
-        out.append((None, Query(self.transfer, self.query_seq)))
-        self._expect = len(nacks) * min(1.0, self.config.expected_loss * 2)
-        return self._wait(out, now, self._expect, 24 + (self.block_count + 7) // 8)
+        return out
 
-    def _readback(self, now: float) -> Out:
-        self.phase = "readback"
-        self._nonce = hashlib.sha256(f"{self.transfer}/{now}".encode()).digest()[:16]
-        ask = GetStatus(self._nonce, self.delivery.component)
-        return self._wait([(None, ask)], now, len(self.hops) - len(self.failed), 90)
+    def _verify(self, now: float) -> Out:
+        """Multicast verify and, right behind it, the brief read-back: one window for both."""
+        assert self.transfer is not None
+        self.phase = "verify"
+        self._nonce = hashlib.sha256(f"{self.transfer}/{now}/{self.rounds}".encode()).digest()[:4]
+        ask = GetStatus(self._nonce, self.delivery.component, brief=True)
+        out: Out = [(None, Verify(self.transfer, self.delivery.component)), (None, ask)]
+        answer = len(encode(Running(self._nonce, self.delivery.version, "committed")))
+        return self._wait(out, now, len(self.hops) - len(self.failed), answer)
 
     def _sessions(self, now: float) -> Out:
+        """Every meter not confirmed nor failed gets a unicast session, a few at a time."""
         self.phase = "sessions"
-        out: Out = []
         for m in sorted(self.hops):
             if m in self.failed or m in self.confirmed:
                 continue
-            s = UnicastSession(m, self.delivery, self.config.session)
+            state = self._states.get(m)
+            at: SessionPhase = "readback"  # silent: ask first
+            if m in self._incomplete or state == "receiving":
+                at = "offer"  # resume: its accept says which blocks are missing
+            elif state == "received":
+                at = "verify"  # complete but missed the verify
+            self._queue.append((m, at))
+        return self._admit(now)
+
+    def _concurrency(self) -> int:
+        """Sessions at once: as many exchanges as the cell carries within one timeout.
+
+        Started all at once, a few hundred requests and answers queue for longer than a
+        session waits: they would time out in the queue and be sent again."""
+        if self.config.session_concurrency is not None:
+            return max(1, self.config.session_concurrency)
+        capacity = 1.0 / self.drain_s_per_byte if self.drain_s_per_byte > 0 else DEFAULT_CAPACITY
+        ask = self._air(GetStatus(bytes(16), self.delivery.component))
+        exchange = (ask + STATUS_AIR) * self.mean_hops
+        return max(4, int(self.config.session.timeout_s * capacity / (2 * exchange)))
+
+    def _admit(self, now: float) -> Out:
+        cfg = self.config.session
+        if cfg.drain_s_per_byte == 0.0 and self.drain_s_per_byte > 0.0:
+            cfg = dataclasses.replace(cfg, drain_s_per_byte=self.drain_s_per_byte)
+        out: Out = []
+        running = sum(not s.done for s in self.sessions.values())
+        room = self._concurrency() - running
+        while self._queue and room > 0:
+            m, at = self._queue.pop(0)
+            s = UnicastSession(m, self.delivery, cfg, hops=self.hops[m])
             s.transfer, s.block_size, s.block_count = self.transfer, self.block_size, self.block_count
             self.sessions[m] = s
-            first = s.start(now, at="offer" if m in self._incomplete else "readback")
-            out += [(m, x) for x in first]
+            out += [(m, x) for x in s.start(now, at=at)]
+            room -= not s.done
         self._check_done()
         return out
 
     def _check_done(self) -> None:
-        if self.phase == "sessions" and all(s.done for s in self.sessions.values()):
+        if self.phase == "sessions" and not self._queue and all(s.done for s in self.sessions.values()):
             self.phase, self.deadline = "done", None

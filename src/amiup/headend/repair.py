@@ -13,6 +13,8 @@ head-end expects (the ``r`` of architecture.md's multicast formula).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -61,15 +63,113 @@ def proactive_repeats(loss: float, hop_sum: float, cell_hops: float, max_repeats
     return r
 
 
-def announce_repeats(loss: float, hop_sum: float, payload_air: float, offer_air: float,
-                     max_repeats: int = 5) -> int:
-    """Multicast offers to send so that few meters miss them all (each is ~one unicast image).
+def announce_repeats(loss: float, meters: int, max_repeats: int = 5, target: float = 1e-4) -> int:
+    """Multicast offers to send so that hardly any meter misses them all.
 
-    A meter that misses every announce joins late and needs the payload by unicast (about
-    ``payload_air`` per hop); keep announcing while that expected cost,
-    ``loss**k * hop_sum * payload_air``, exceeds one more announce (``offer_air``, on air).
+    A meter that misses every announce joins late, in the first NACK round, and needs the
+    whole payload by unicast: on a deep meter that alone can take as long as the multicast
+    did, and it decides when the last meter is confirmed. So announce until the expected
+    number of such meters, ``meters * loss**k``, is below ``target`` (one meter in ten
+    thousand cells); an offer costs about one block of airtime per repeat.
     """
     k = 1
-    while k < max_repeats and loss > 0 and loss**k * hop_sum * payload_air > offer_air:
+    while k < max_repeats and loss > 0 and meters * loss**k > target:
         k += 1
     return k
+
+
+def short_probability(loss: float, need: int, extra: int) -> float:
+    """P(a meter gets fewer than ``need`` of ``need + extra`` symbols): P(Bin(n, loss) > extra).
+
+    Summed in log space from ``extra + 1`` until the terms vanish, so it stays cheap and
+    exact for the tails that matter (1e-6 and below) at any block count.
+    """
+    n = need + extra
+    if loss <= 0.0 or n == 0 or extra >= n:
+        return 0.0
+    if loss >= 1.0:
+        return 1.0
+    lp, lq = math.log(loss), math.log1p(-loss)
+    base = math.lgamma(n + 1)
+    total = 0.0
+    for j in range(extra + 1, n + 1):
+        term = math.exp(base - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lp + (n - j) * lq)
+        total += term
+        if j > n * loss and term < total * 1e-12:
+            break
+    return min(1.0, total)
+
+
+def coded_repeats(loss: float, need: int, meters: int, symbol_air: float, round_air: float,
+                  answer_air: float = 0.0, max_extra: int | None = None) -> int:
+    """Coded symbols to multicast beyond ``need``: the airtime they cost against a round saved.
+
+    Each extra symbol costs ``symbol_air`` (H x bytes on air) for sure. Stopping at ``r``
+    risks that some of ``meters`` receivers, each needing ``need`` symbols and losing each
+    with probability ``loss``, are still short: that costs one more NACK round,
+    ``round_air`` (its wait and query, in airtime-equivalent bytes), plus ``answer_air``
+    for each short meter's answer. Minimise ``r * symbol_air + P(any short | r) * round_air
+    + E[short meters | r] * answer_air``. With a random linear code every
+    received symbol counts, whichever block a meter lacks; that is what makes ``r`` ~
+    ``loss * need`` plus a few, instead of a full second copy of every block.
+    """
+    if loss <= 0.0 or need <= 0 or meters <= 0:
+        return 0
+    # below the mean loss the symbols are needed anyway (a later round would send them):
+    # the choice is only how much margin to add on top
+    start = math.ceil(need * loss / (1.0 - loss))
+    cap = max_extra if max_extra is not None else start + need + 64
+    best_r, best = start, math.inf
+    for r in range(start, cap + 1):
+        p_short = short_probability(loss, need, r)
+        any_short = -math.expm1(meters * math.log1p(-min(p_short, 1 - 1e-16)))
+        cost = r * symbol_air + any_short * round_air + meters * p_short * answer_air
+        if cost < best:
+            best_r, best = r, cost
+        elif meters * p_short < 1e-4:
+            break  # the risk term is gone: every further symbol only costs
+    return best_r
+
+
+def coded_round(needs: npt.NDArray[np.integer], hops: npt.NDArray[np.floating] | npt.NDArray[np.integer],
+                cell_hops: float, loss: float, round_air_per_hop: float,
+                answer_per_hop: float = 0.0) -> tuple[int, npt.NDArray[np.bool_]]:
+    """One NACK round of coded repair: how many symbols to multicast, and who gets unicast.
+
+    A meter short of ``need_i`` symbols is served either by the multicast (``c`` fresh
+    symbols to the whole cell, ``c x H`` transmissions) or by ``need_i`` plus a margin of
+    unicast symbols (``h_i`` transmissions each). Choose ``c`` to minimise the
+    transmissions: multicast ``c`` covers every meter with ``need_i`` at most ``c`` less
+    its loss margin. ``round_air_per_hop`` and ``answer_per_hop`` (a short meter's answer),
+    both in units of one symbol's transmission, price the risk of yet another round.
+    Returns ``(c, unicast_mask)``.
+    """
+    needs = np.asarray(needs, dtype=np.int64)
+    h = np.asarray(hops, dtype=np.float64)
+    if len(needs) == 0 or int(needs.max(initial=0)) <= 0:
+        return 0, np.zeros(len(needs), dtype=bool)
+    uni_each = np.array([n + coded_repeats(loss, int(n), 1, 1.0, round_air_per_hop, answer_per_hop)
+                         if n > 0 else 0 for n in needs], dtype=np.float64) * h
+    best_c, best, best_mask = 0, float(uni_each.sum()), needs > 0
+    top = int(needs.max())
+    for need in sorted({int(n) for n in needs if n > 0}):
+        served = needs <= need
+        c = need + coded_repeats(loss, need, int(served.sum()), cell_hops, round_air_per_hop * cell_hops,
+                                 answer_per_hop * float(h[served].mean()))
+        cost = c * cell_hops + float(uni_each[~served].sum())
+        if cost < best:
+            best_c, best, best_mask = c, cost, (~served) & (needs > 0)
+        if need == top:
+            break
+    return best_c, best_mask
+
+
+def still_short(needs: npt.NDArray[np.integer], sent: int, loss: float) -> float:
+    """Expected meters still short after ``sent`` multicast symbols, each needing ``needs[i]``.
+
+    When it is well below one, the head-end goes straight to verify instead of asking
+    again: the rare meter still short answers the verify ``transfer-incomplete`` and is
+    served by a unicast session.
+    """
+    return float(sum(short_probability(loss, int(n), sent - int(n)) if sent >= n else 1.0
+                     for n in needs if n > 0))

@@ -29,6 +29,7 @@ from amiup.wire import (
     Verified,
     Verify,
     decode_bitmap,
+    encode,
 )
 
 Phase = Literal["offer", "send", "query", "verify", "activate", "readback", "wait", "done", "failed"]
@@ -36,6 +37,8 @@ RETRIABLE = frozenset({"timeout", "unreachable", "busy", "transfer-incomplete", 
 REOFFER = frozenset({"not-found", "bad-signature", "malformed-message"})
 """Refusals worth one more offer: a lost transfer, or an offer damaged in transit (the
 head-end verified the package itself on import, so a persistent failure still fails)."""
+FRAME_OVERHEAD = 64
+"""Link bytes per frame (MAC .. CoAP) the head-end counts when it estimates airtime."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,12 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
-    """Pacing and patience: window of blocks per query, timeouts, retries, backoff."""
+    """Pacing and patience: window of blocks per query, timeouts, retries, backoff.
+
+    ``drain_s_per_byte``: seconds a byte on air takes at the cell's budget (0: unknown). A
+    deadline then also counts the airtime of what was just sent, so a window of blocks
+    on a slow, deep link is not taken for a lost request.
+    """
 
     window: int = 16
     timeout_s: float = 10.0
@@ -72,15 +80,20 @@ class SessionConfig:
     max_reoffers: int = 5
     signed_readback: bool = False  # ask for the meter's signed report (~1.4 KiB) on read-back
     wait_for_activation: bool = True  # False: a scheduled activation ends the session
+    drain_s_per_byte: float = 0.0
 
 
 @dataclass
 class UnicastSession:
-    """One meter, one component: drive the transfer to a confirmed version or a failure."""
+    """One meter, one component: drive the transfer to a confirmed version or a failure.
+
+    ``hops``: the meter's depth; every frame to it crosses that many links (drain time).
+    """
 
     meter_id: str
     delivery: Delivery
     config: SessionConfig = field(default_factory=SessionConfig)
+    hops: int = 1
     phase: Phase = "offer"
     transfer: int | None = None
     block_size: int = 0
@@ -100,10 +113,13 @@ class UnicastSession:
 
     # ------------------------------------------------------------------ driving
     def start(self, now: float, *, at: Phase = "offer") -> list[Message]:
-        """Begin (or resume) at ``offer``, or at ``readback`` after a multicast transfer."""
+        """Begin (or resume) at ``offer``; after a multicast transfer (``transfer`` set) at
+        ``readback``, or at ``verify`` when the meter is known to hold the whole image."""
         self.retries = 0
         if at == "readback":
             return self._readback(now)
+        if at == "verify" and self.transfer is not None:
+            return self._request("verify", [Verify(self.transfer, self.delivery.component)], now)
         return self._offer(now)
 
     @property
@@ -120,7 +136,7 @@ class UnicastSession:
         self.retries += 1
         if self.retries > self.config.max_retries:
             return self._fail("timeout", now)
-        self._arm(now)
+        self._arm(now, self._last)
         return list(self._last)
 
     def receive(self, msg: Message, now: float) -> list[Message]:
@@ -148,6 +164,7 @@ class UnicastSession:
             self.retries = 0
             return self._send_window(now)
         if isinstance(msg, Verified) and self.phase == "verify" and self._ours(msg.transfer):
+            self.retries = 0  # progress: the next request gets the full patience again
             return self._after_verify(now)
         if isinstance(msg, Failed) and self.phase == "verify" and self._ours(msg.transfer):
             if msg.code == "transfer-incomplete" and self.reoffers < self.config.max_reoffers:
@@ -156,6 +173,7 @@ class UnicastSession:
             return self._fail(msg.code, now)
         if isinstance(msg, Result) and self.phase == "activate" \
                 and self._ours(msg.transfer, allow_zero=True):
+            self.retries = 0
             return self._readback(now)
         if isinstance(msg, Status) and self.phase == "readback" and msg.nonce == self._nonce:
             return self._read(msg, now)
@@ -165,14 +183,18 @@ class UnicastSession:
     def _ours(self, transfer: int, *, allow_zero: bool = False) -> bool:
         return transfer == self.transfer or (allow_zero and transfer == 0)
 
-    def _arm(self, now: float) -> None:
-        wait = self.config.timeout_s * self.config.backoff ** self.retries
-        self.deadline = now + min(wait, self.config.max_backoff_s)
+    def _arm(self, now: float, sent: list[Message]) -> None:
+        """Deadline: the (backed-off) timeout plus the time ``sent`` takes to leave."""
+        wait = min(self.config.timeout_s * self.config.backoff ** self.retries, self.config.max_backoff_s)
+        if self.config.drain_s_per_byte > 0.0 and sent:
+            on_air = sum(len(encode(m)) + FRAME_OVERHEAD for m in sent)
+            wait += on_air * self.hops * self.config.drain_s_per_byte
+        self.deadline = now + wait
 
     def _request(self, phase: Phase, msgs: list[Message], now: float) -> list[Message]:
         self.phase = phase
         self._last = [msgs[-1]]  # on timeout only the request is repeated, not the blocks
-        self._arm(now)
+        self._arm(now, msgs)
         return msgs
 
     def _offer(self, now: float) -> list[Message]:

@@ -10,6 +10,7 @@ is retried after ``retry_after_s``, resuming from the meter's missing blocks (SM
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,11 @@ class SimDelivery:
             self._pace.setdefault(m.cell, deque())
         for cell in self._pace:
             self._buckets[cell] = cell_budget(net.profile.c_eff_bps, self.config.share)
+        # seconds per byte on air at the upgrade budget: sessions wait for their frames to leave
+        self.drain_s_per_byte = 8.0 / (net.profile.c_eff_bps * self.config.share)
+        session = self.config.session
+        self._session_cfg = session if session.drain_s_per_byte else \
+            dataclasses.replace(session, drain_s_per_byte=self.drain_s_per_byte)
         net.on_uplink(self._headend_rx)
 
     # ------------------------------------------------------------------ start / results
@@ -98,10 +104,9 @@ class SimDelivery:
             self.loop.at(opens, self.start)
             return
         if self.config.strategy == "multicast" and self.net.profile.multicast:
-            per_byte = 8.0 / (self.net.profile.c_eff_bps * self.config.share)
             for cell in self._pace:
                 hops = {mid: m.hops for mid, m in self.meters.items() if m.cell == cell}
-                cm = CellMulticast(hops, self.delivery, self.config.multicast, per_byte)
+                cm = CellMulticast(hops, self.delivery, self.config.multicast, self.drain_s_per_byte)
                 self.cells[cell] = cm
                 self._send(cell, cm.start(now))
                 self._arm_cell(cell)
@@ -223,7 +228,7 @@ class SimDelivery:
             out = self.outcomes[mid]
             out.attempts += 1
             prev = self.sessions.get(mid)
-            s = UnicastSession(mid, self.delivery, self.config.session)
+            s = UnicastSession(mid, self.delivery, self._session_cfg, hops=self.meters[mid].hops)
             if prev is not None:  # a retry reads the meter first: it may be done already
                 s.transfer = prev.transfer
             self.sessions[mid] = s
@@ -291,7 +296,8 @@ class SimDelivery:
                 out.blocks_sent += s.blocks_sent
             out.code, out.confirmed_at = code, at
             if at is None and (s is None or s.retriable) and code in (None, "timeout", "not-found", "busy"):
-                self.sessions[mid] = s or UnicastSession(mid, self.delivery, self.config.session)
+                self.sessions[mid] = s or UnicastSession(mid, self.delivery, self._session_cfg,
+                                                         hops=self.meters[mid].hops)
                 self.loop.schedule(self.config.retry_after_s, self._requeue_fn(mid))
 
     # ------------------------------------------------------------------ pacing

@@ -31,6 +31,7 @@ from amiup.meter.slots import (
     block_page,
     iter_payload,
     plain_prefix,
+    read_block,
     scan_bitmap,
     slot_prefix,
     slot_reader,
@@ -92,6 +93,16 @@ class Event:
     kind: str
     outcome: str
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferShape:
+    """A transfer that still takes blocks: its component and geometry (for coded repair)."""
+
+    component: str
+    n_blocks: int
+    block_size: int
+    payload_size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +294,11 @@ class Meter:
              "gap_energy_wh": m.gap_energy_wh, "gain": m.gain})
         return report.sign(self._key)
 
+    def component_status(self, component: str, now: float) -> ComponentStatus:
+        """One component's versions and state, unsigned: the brief read-back's answer."""
+        self._on(now)
+        return self._component_status(self._component(component))
+
     def _component_status(self, c: str) -> ComponentStatus:
         rec = self.comp[c]
         run = self._running(c)
@@ -423,6 +439,25 @@ class Meter:
             rec["state"] = agent.step("receiving", "complete")
             self._events.append(Event(now, c, "received", "ok", f"{x['nb']} blocks"))
         return True
+
+    def transfer_shape(self, transfer_id: int) -> TransferShape | None:
+        """Shape of ``transfer_id`` while it takes blocks (receiving or received), else None."""
+        c = self._by_tid(transfer_id)
+        if c is None:
+            return None
+        x = self.comp[c]["x"]
+        return TransferShape(c, int(x["nb"]), int(x["bs"]), int(x["size"]))
+
+    def stored_block(self, transfer_id: int, index: int) -> bytes:
+        """Block ``index`` as stored (page tag and CRC checked): what a coded-repair decoder
+        subtracts from its symbols. ``not-found`` if the block is not (or no longer) held."""
+        if not self.on:
+            raise error("invalid-state", "the meter is off; boot it first")
+        c = self._by_tid(transfer_id)
+        data = read_block(self.storage, c, transfer_id, index) if c is not None else None
+        if data is None:
+            raise error("not-found", f"block {index} of transfer {transfer_id} is not stored")
+        return data
 
     def missing(self, transfer_id: int) -> bytes:
         """Bitmap of blocks still missing (all zero bits once complete)."""

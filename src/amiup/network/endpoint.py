@@ -6,12 +6,17 @@ NACK-style: a meter speaks only when it has something the head-end must act on (
 missing blocks, a failed check), so a cell of a thousand meters does not answer every
 announce. (A damaged frame never gets here: the codec's check drops it, and the block simply
 stays missing until it is repaired.)
+
+Coded repair (``coded`` symbols, ``amiup.wire.fec``): one ``Decoder`` per transfer, in RAM
+only. A power loss (a new endpoint over a rebooted meter) loses the held symbols and nothing
+else: blocks reach storage only once solved, through ``Meter.block`` like any plain block,
+so the persisted missing-block bitmap is always right and the head-end simply sends more.
 """
 
 from __future__ import annotations
 
-from amiup.errors import AmiupError
-from amiup.meter.device import Meter
+from amiup.errors import AmiupError, error
+from amiup.meter.device import Meter, TransferShape
 from amiup.meter.report import ComponentStatus as MeterComponent
 from amiup.wire import (
     Accept,
@@ -19,6 +24,7 @@ from amiup.wire import (
     Alarm,
     Block,
     Cancel,
+    Coded,
     ComponentStatus,
     Failed,
     GetStatus,
@@ -28,10 +34,17 @@ from amiup.wire import (
     Query,
     Reject,
     Result,
+    Running,
     Status,
     Verified,
     Verify,
 )
+from amiup.wire.bitmap import decode_bitmap
+from amiup.wire.fec import Decoder
+
+FEC_PENDING = 64
+"""Coded symbols a meter holds per transfer at most (RAM: this many block sizes, 256 KiB at
+4 KiB blocks); the head-end's fleet model assumes the same bound."""
 
 
 def _wire_component(name: str, c: MeterComponent, full: bool) -> ComponentStatus:
@@ -54,9 +67,12 @@ def _wire_component(name: str, c: MeterComponent, full: bool) -> ComponentStatus
 class MeterEndpoint:
     """One meter as the network sees it: wire messages in, wire messages out."""
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, *, max_pending: int = FEC_PENDING) -> None:
         self.meter = meter
+        self.max_pending = max_pending
         self._transfers: dict[int, tuple[str, int]] = {}  # transfer -> (component, blocks)
+        self._decoders: dict[int, Decoder] = {}  # transfer -> coded-repair state (RAM only)
+        self.coded_dropped = 0  # solutions thrown away as inconsistent (a bad symbol)
 
     @property
     def meter_id(self) -> str:
@@ -93,9 +109,29 @@ class MeterEndpoint:
     def _handle(self, msg: Message, now: float, multicast: bool) -> list[Message]:
         m = self.meter
         if isinstance(msg, Block):
-            m.block(msg.transfer, msg.index, msg.data, now)
+            if m.block(msg.transfer, msg.index, msg.data, now):
+                dec = self._decoders.get(msg.transfer)
+                if dec is not None:
+                    dec.learned(msg.index)  # may leave it ready: the held symbols now suffice
+                    self._try_solve(msg.transfer, now)
+            return []
+        if isinstance(msg, Coded):
+            try:
+                self._coded(msg, now)
+            except AmiupError:
+                if multicast:
+                    return []  # never make a cell answer a broadcast; the symbol is dropped
+                raise
             return []
         if isinstance(msg, GetStatus):
+            if msg.meters and self.meter_id not in msg.meters:
+                return []  # a poll of other meters of the cell
+            if msg.brief:
+                try:
+                    comp = m.component_status(msg.component, now)
+                except AmiupError:
+                    raise error("invalid-argument", f"no component {msg.component!r}") from None
+                return [Running(bytes(msg.nonce), comp.running_version, comp.state)]
             return [self.status(msg.nonce, now, msg.component, msg.full)]
         if isinstance(msg, Offer):
             acc = m.offer(msg.order, msg.header, now, block_size=msg.block_size)
@@ -114,7 +150,9 @@ class MeterEndpoint:
                 bitmap = bytes((blocks + 7) // 8)
             if multicast and not any(bitmap):
                 return []
-            return [Missing(msg.transfer, blocks, bitmap, msg.seq)]
+            shape = m.transfer_shape(msg.transfer)
+            dec = self._decoder(msg.transfer, shape, create=False) if shape is not None else None
+            return [Missing(msg.transfer, blocks, bitmap, msg.seq, dec.rank if dec else 0)]
         if isinstance(msg, Verify):
             m.verify(msg.component, now)
             if multicast:
@@ -128,6 +166,82 @@ class MeterEndpoint:
             state = m.cancel(msg.component, now)
             return [self._result(msg.transfer, msg.component, state, now)]
         return [Reject(int(getattr(msg, "transfer", 0)), "invalid-state", type(msg).__name__)]
+
+    # ------------------------------------------------------------------ coded repair
+    def _decoder(self, transfer: int, shape: TransferShape, *, create: bool) -> Decoder | None:
+        """The transfer's decoder, brought in line with the meter's missing blocks.
+
+        Blocks can reach the meter by other paths (the local port, a plain block this
+        endpoint did not see), so the decoder is checked against storage each time: blocks
+        since stored are ``learned``; if the meter lacks a block the decoder counts as known,
+        the RAM state is stale and is dropped. None once nothing is missing.
+        """
+        missing = decode_bitmap(self.meter.missing(transfer), shape.n_blocks)
+        dec = self._decoders.get(transfer)
+        if not missing:
+            self._decoders.pop(transfer, None)
+            return None
+        if dec is not None:
+            unknown = dec.unknown
+            if dec.block_size != shape.block_size or not unknown.issuperset(missing):
+                dec = None
+            else:
+                for i in unknown.difference(missing):
+                    dec.learned(i)
+        if dec is None:
+            self._decoders.pop(transfer, None)
+            if not create:
+                return None
+            for t in [t for t in self._decoders if self.meter.transfer_shape(t) is None]:
+                del self._decoders[t]  # transfers since verified or cancelled
+            dec = Decoder(transfer, shape.n_blocks, shape.block_size, missing, self.max_pending)
+            self._decoders[transfer] = dec
+        return dec
+
+    def _coded(self, msg: Coded, now: float) -> None:
+        """Take one coded symbol; solve and store the missing blocks once enough are held."""
+        shape = self.meter.transfer_shape(msg.transfer)
+        if shape is None:
+            return  # not ours, or past receiving: ignored like a stray multicast block
+        if len(msg.data) != shape.block_size:
+            raise error("malformed-message",
+                        f"coded symbol of {len(msg.data)} bytes, block size {shape.block_size}")
+        dec = self._decoder(msg.transfer, shape, create=True)
+        if dec is None:
+            return  # complete: nothing to repair
+        dec.add(msg.seq, msg.data)
+        self._try_solve(msg.transfer, now)
+
+    def _try_solve(self, transfer: int, now: float) -> None:
+        """When the held symbols suffice: solve, and store each block as if it had arrived.
+
+        The decoder is spent either way. The last block comes back zero-padded to the block
+        size; non-zero padding proves a bad symbol, so then nothing is stored (a bad solve
+        would otherwise fail verification and cost the whole image). Blocks solved from a
+        bad symbol that this cannot see fail verification (``digest-mismatch``).
+        """
+        dec = self._decoders.get(transfer)
+        if dec is None or not dec.unknown:
+            self._decoders.pop(transfer, None)  # plain blocks finished the transfer
+            return
+        if not dec.ready():
+            return
+        del self._decoders[transfer]
+        shape = self.meter.transfer_shape(transfer)
+        if shape is None:
+            return
+        try:
+            solved = dec.solve(lambda j: self.meter.stored_block(transfer, j))
+        except AmiupError:
+            self.coded_dropped += 1  # a block it counted as known is gone: start over
+            return
+        last = shape.n_blocks - 1
+        tail = shape.payload_size - shape.block_size * last
+        if any(i == last and any(data[tail:]) for i, data in solved):
+            self.coded_dropped += 1
+            return
+        for i, data in solved:
+            self.meter.block(transfer, i, data[:tail] if i == last else data, now)
 
     def _result(self, transfer: int, component: str, outcome: str, now: float) -> Result:
         running = next(c.running for c in self.status(b"", now).components if c.component == component)

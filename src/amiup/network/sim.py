@@ -12,6 +12,13 @@ Used with small fleets, one event per frame, to run the real meter agent behind
 * after transmission a frame arrives ``h x hop latency`` later; each receiver independently
   loses it with probability ``loss``; surviving frames may be duplicated, delayed (reordered)
   or have one byte corrupted; an offline meter neither sends nor receives.
+
+Gathered read-back (``gather``, ``amiup.network.gather``): each cell has a routing tree
+(``build_tree``, or ``add_meter(parent=...)``; without one every meter is a child of the
+collector). A meter's brief answer goes to its own ``GatherNode``; at the node's flush its
+``gathered`` frames go ONE hop up the tree (``hops - parent hops`` on the channel, "upgrade"
+priority, the same impairments) to the parent's node, or from a depth-1 meter to the
+collector, which splits them into one ``running`` per meter for the uplink.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from amiup.errors import error
+from amiup.errors import AmiupError, error
 from amiup.network.events import EventLoop
+from amiup.network.gather import GatherNode
 from amiup.network.profiles import Profile
 from amiup.network.sizes import frame_bytes
+from amiup.wire import Gathered, Running, decode, encode
 
 PRIORITY = {"alarm": 0, "read": 1, "upgrade": 2}
 Deliver = Callable[[bytes, bool], None]  # (frame, multicast)
@@ -57,6 +66,8 @@ class _Frame:
     started: float
     on_read: float = -1.0  # background read: time the request was issued
     background: bool = False
+    relay: bool = False  # a gathered frame going one hop up the routing tree
+    to: str | None = None  # relay: the parent meter (None: the collector)
 
 
 @dataclass
@@ -69,6 +80,9 @@ class Cell:
     queues: tuple[deque[_Frame], ...] = field(default_factory=lambda: (deque(), deque(), deque()))
     busy: bool = False
     airtime: dict[str, float] = field(default_factory=lambda: {k: 0.0 for k in PRIORITY})
+    parent: dict[str, str | None] = field(default_factory=dict)  # routing tree; None: collector
+    nodes: dict[str, GatherNode] = field(default_factory=dict)  # gathering state, made on use
+    _children: dict[str, list[str]] | None = None
 
     @property
     def depth(self) -> int:
@@ -77,6 +91,32 @@ class Cell:
     @property
     def airtime_bytes(self) -> float:
         return sum(self.airtime.values())
+
+    def children(self) -> dict[str, list[str]]:
+        """Children of each meter in the routing tree (cached until the tree changes)."""
+        if self._children is None:
+            self._children = {}
+            for m in self.meters:
+                parent = self.parent.get(m)
+                if parent is not None:
+                    self._children.setdefault(parent, []).append(m)
+        return self._children
+
+    def hops_up(self, meter_id: str) -> int:
+        """Hops from a meter to its parent in the routing tree (to the collector: its depth)."""
+        parent = self.parent.get(meter_id)
+        return self.hops[meter_id] - (self.hops[parent] if parent is not None else 0)
+
+
+@dataclass
+class GatherStats:
+    """What the gathered read-backs of a network did (all cells)."""
+
+    frames: int = 0  # gathered frames put on the channel
+    late: int = 0  # of which forwarded at once (late or another read-back), not merged
+    corrupt: int = 0  # frames dropped because they failed to decode
+    lost_offline: int = 0  # entries lost with a node that was offline at its flush or arrival
+    answers: int = 0  # (meter, running) handed to the uplink by collectors
 
 
 class SimNetwork:
@@ -96,15 +136,22 @@ class SimNetwork:
         self.read_latencies: list[float] = []
         self.reads_lost = 0
         self.frames_lost = 0
+        self.gather_stats = GatherStats()
 
     # ------------------------------------------------------------------ topology
-    def add_meter(self, meter_id: str, cell: str, hops: int, deliver: Deliver) -> None:
-        """Place a meter at ``hops`` from the collector of ``cell``."""
+    def add_meter(self, meter_id: str, cell: str, hops: int, deliver: Deliver,
+                  parent: str | None = None) -> None:
+        """Place a meter at ``hops`` from the collector of ``cell``; ``parent`` (a meter of
+        the same cell placed before, shallower) is its next hop up in the routing tree."""
         if not 1 <= hops <= 16:
             raise error("invalid-argument", f"hop depth {hops} not in 1..16")
         c = self.cells.setdefault(cell, Cell(cell))
+        if parent is not None and not c.hops.get(parent, hops) < hops:
+            raise error("invalid-argument", f"parent {parent!r} is not a shallower meter of {cell}")
         c.meters.append(meter_id)
         c.hops[meter_id] = hops
+        c.parent[meter_id] = parent
+        c._children = None
         self._cell_of[meter_id] = c
         self._deliver[meter_id] = deliver
         self.online[meter_id] = True
@@ -118,6 +165,21 @@ class SimNetwork:
 
     def cell_of(self, meter_id: str) -> Cell:
         return self._cell_of[meter_id]
+
+    def build_tree(self, seed: int = 1) -> None:
+        """Give every meter a parent, replacing any: at depth 1 the collector; deeper, a
+        meter of its cell drawn at random (seeded) at depth ``d - 1``, or at the nearest
+        shallower depth that has meters (the frame then crosses the missing hops)."""
+        rng = random.Random(seed)
+        for cell in self.cells.values():
+            by_depth: dict[int, list[str]] = {}
+            for m in cell.meters:
+                by_depth.setdefault(cell.hops[m], []).append(m)
+            for m in cell.meters:
+                d = cell.hops[m]
+                up = next((by_depth[k] for k in range(d - 1, 0, -1) if k in by_depth), None)
+                cell.parent[m] = rng.choice(up) if up else None
+            cell._children = None
 
     # ------------------------------------------------------------------ sending
     def cost(self, nbytes: int, meter_id: str | None = None, cell: str | None = None) -> float:
@@ -143,6 +205,70 @@ class SimNetwork:
         c = self._cell_of[meter_id]
         self._enqueue(c, _Frame(data, kind, meter_id, True, c.hops[meter_id], self.loop.now))
 
+    # ------------------------------------------------------------------ gathered read-back
+    def gather(self, meter_id: str, answer: Running, gather_s: float, *,
+               children_known: bool = True) -> None:
+        """A meter's answer to a gathered read-back (``get_status(brief, gather_ms)``, with
+        ``gather_s = gather_ms / 1000``): held by the meter's node, merged with its children's,
+        and sent up the routing tree at its flush; the collector calls the uplink once per
+        meter with ``encode(Running)``, as if each meter had answered with ``up``. Dropped
+        while the meter is offline; an offline relay loses the entries it holds or receives.
+        ``children_known``: a node flushes as soon as all its children in the tree are in
+        (else only at its deadline).
+        """
+        if not self.online[meter_id]:
+            return
+        cell = self._cell_of[meter_id]
+        node = self._node(cell, meter_id)
+        node.depth, node.cell_depth = cell.hops[meter_id], cell.depth  # the cell may have grown
+        node.children = frozenset(cell.children().get(meter_id, ())) if children_known else None
+        before = node.forwarded
+        self._send_up(cell, meter_id, node.own(answer, self.loop.now, gather_s))
+        self.gather_stats.late += node.forwarded - before
+        if node.flush_at is not None and not node.flushed:
+            self.loop.at(node.flush_at, lambda: self._flush(cell, meter_id))
+
+    def _node(self, cell: Cell, meter_id: str) -> GatherNode:
+        node = cell.nodes.get(meter_id)
+        if node is None:
+            node = cell.nodes[meter_id] = GatherNode(meter_id, cell.hops[meter_id], cell.depth)
+        return node
+
+    def _flush(self, cell: Cell, meter_id: str) -> None:
+        node = cell.nodes[meter_id]
+        if not self.online[meter_id]:
+            self.gather_stats.lost_offline += node.drop()
+            return
+        self._send_up(cell, meter_id, node.flush(self.loop.now))
+
+    def _send_up(self, cell: Cell, meter_id: str, frames: list[Gathered]) -> None:
+        for msg in frames:
+            self.gather_stats.frames += 1
+            self._enqueue(cell, _Frame(encode(msg), "upgrade", meter_id, True, cell.hops_up(meter_id),
+                                       self.loop.now, relay=True, to=cell.parent.get(meter_id)))
+
+    def _relayed(self, cell: Cell, frame: _Frame, data: bytes) -> None:
+        try:
+            msg = decode(data)
+        except AmiupError:
+            self.gather_stats.corrupt += 1
+            return
+        if not isinstance(msg, Gathered):
+            self.gather_stats.corrupt += 1
+            return
+        if frame.to is None:  # the collector: one ordinary answer per meter
+            for mid, running in msg.answers():
+                self.gather_stats.answers += 1
+                if self._uplink is not None:
+                    self._uplink(mid, encode(running))
+        elif not self.online[frame.to]:
+            self.gather_stats.lost_offline += sum(len(g.meters) for g in msg.groups)
+        else:
+            node = self._node(cell, frame.to)
+            before = node.forwarded
+            self._send_up(cell, frame.to, node.child(msg, self.loop.now))
+            self.gather_stats.late += node.forwarded - before
+
     def _enqueue(self, cell: Cell, frame: _Frame) -> None:
         cell.queues[PRIORITY[frame.kind]].append(frame)
         if not cell.busy:
@@ -166,15 +292,19 @@ class SimNetwork:
 
     # ------------------------------------------------------------------ arrival
     def _arrive(self, cell: Cell, frame: _Frame) -> None:
-        if frame.uplink:
-            targets: list[str | None] = [None]
+        if frame.relay:
+            targets: list[str | None] = [frame.to]
+        elif frame.uplink:
+            targets = [None]
         elif frame.meter is None:
             targets = list(cell.meters)
         else:
             targets = [frame.meter]
         for target in targets:
-            hops = frame.hops if target is None else cell.hops[target]
+            hops = frame.hops if target is None or frame.relay else cell.hops[target]
             if target is not None and not self.online[target]:
+                if frame.relay:
+                    self.gather_stats.lost_offline += _entries(frame.data)
                 continue
             if self.rng.random() < self.imp.loss:
                 self.frames_lost += 1
@@ -194,7 +324,9 @@ class SimNetwork:
 
     def _handover(self, frame: _Frame, target: str | None, data: bytes) -> Callable[[], None]:
         def run() -> None:
-            if frame.background:
+            if frame.relay:
+                self._relayed(self._cell_of[frame.meter or ""], frame, data)
+            elif frame.background:
                 self._read_arrived(frame, target)
             elif target is None:
                 if self._uplink is not None and frame.meter is not None:
@@ -230,3 +362,12 @@ class SimNetwork:
                     self.loop.schedule(gap, issue, priority=2)
 
             self.loop.schedule(rng.expovariate(rate), issue, priority=2)
+
+
+def _entries(data: bytes) -> int:
+    """Meters a (sound) gathered frame carries; 0 if it does not decode."""
+    try:
+        msg = decode(data)
+    except AmiupError:
+        return 0
+    return sum(len(g.meters) for g in msg.groups) if isinstance(msg, Gathered) else 0

@@ -7,19 +7,23 @@ from dataclasses import dataclass
 from amiup.network.profiles import Profile
 from amiup.wire import (
     Accept,
+    Block,
+    Coded,
     ComponentStatus,
+    Gathered,
+    GatherGroup,
     GetStatus,
     Message,
     Missing,
     Offer,
     Query,
+    Running,
     Status,
     Verified,
     Verify,
     bitmap_len,
     encode,
 )
-from amiup.wire.messages import Block
 
 # Typical sizes of the signed parts of an offer (measured on packages from amiup.package:
 # manifest ~600 B, one ES256 signature set ~150 B, a signed order ~300 B).
@@ -49,6 +53,11 @@ class MessageSizes:
     verified: int
     get_status: int
     status: int
+    coded: int
+    get_brief: int
+    running: int
+    gather_frame: int  # a gathered frame holding one answer, on air
+    gather_per_meter: int  # each further answer in the same frame (a meter id)
 
     @classmethod
     def for_transfer(cls, profile: Profile, blocks: int, *, order_bytes: int = ORDER_BYTES,
@@ -71,4 +80,15 @@ class MessageSizes:
             verified=f(Verified(TRANSFER, b"\x00" * 32)),
             get_status=f(GetStatus(b"\x00" * 16, "ami_comm")),
             status=f(Status("meter-000001", b"\x00" * 16, 1_800_000_000, (comp,), 3)),
+            coded=f(Coded(TRANSFER, 1000, b"\x00" * bs)),
+            get_brief=f(GetStatus(b"\x00" * 4, "ami_comm", brief=True)),
+            running=f(Running(b"\x00" * 4, "1.2.4", "committed")),
+            gather_frame=f(_gathered(1)),
+            gather_per_meter=len(encode(_gathered(2))) - len(encode(_gathered(1))),
         )
+
+
+def _gathered(n: int) -> Gathered:
+    """A gathered read-back frame with ``n`` typical meter ids in one group."""
+    ids = tuple(f"meter-{i:06d}" for i in range(n))
+    return Gathered(b"\x00" * 4, (GatherGroup("1.2.4", "committed", ids),))

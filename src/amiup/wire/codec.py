@@ -23,15 +23,23 @@ import cbor2
 
 from amiup.errors import AmiupError, error
 from amiup.wire.limits import DEFAULT_LIMITS, WIRE_VERSION, WireLimits
-from amiup.wire.messages import MESSAGE_TYPES, ComponentStatus, Message, Status
+from amiup.wire.messages import (
+    MESSAGE_TYPES,
+    ComponentStatus,
+    Gathered,
+    GatherGroup,
+    GetStatus,
+    Message,
+    Status,
+)
 
 
-def _to_list(msg: Message | ComponentStatus) -> list[Any]:
+def _to_list(msg: Message | ComponentStatus | GatherGroup) -> list[Any]:
     out: list[Any] = []
     for f in dataclasses.fields(msg):
         value = getattr(msg, f.name)
         if isinstance(value, tuple):
-            value = [_to_list(v) for v in value]
+            value = [_to_list(v) if isinstance(v, ComponentStatus | GatherGroup) else v for v in value]
         out.append(value)
     return out
 
@@ -105,6 +113,12 @@ def _component(raw: object) -> ComponentStatus:
     return ComponentStatus(*raw)
 
 
+def _group(raw: object) -> GatherGroup:
+    if not isinstance(raw, list) or len(raw) != 3 or not isinstance(raw[2], list):
+        raise error("malformed-message", "a gathered group is [running, state, [meter, ...]]")
+    return GatherGroup(raw[0], raw[1], tuple(raw[2]))
+
+
 def decode(data: bytes, limits: WireLimits = DEFAULT_LIMITS) -> Message:
     """Parse untrusted bytes into a message; raises only amiup errors."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -133,6 +147,12 @@ def decode(data: bytes, limits: WireLimits = DEFAULT_LIMITS) -> Message:
         if not isinstance(comps, list):
             raise error("malformed-message", "components must be an array")
         fields[3] = tuple(_component(c) for c in comps)
+    if cls is GetStatus and len(fields) == 6:
+        fields[4:6] = [tuple(f) if isinstance(f, list) else f for f in fields[4:6]]
+    if cls is Gathered and len(fields) == 2:
+        if not isinstance(fields[1], list):
+            raise error("malformed-message", "groups must be an array")
+        fields[1] = tuple(_group(g) for g in fields[1])
     try:
         msg = cls(*fields)
     except AmiupError:

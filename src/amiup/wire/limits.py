@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WIRE_VERSION = 1
-"""Version of the message encoding; the first item of every encoded message."""
+WIRE_VERSION = 2
+"""Version of the message encoding; the first item of every encoded message.
+
+2: ``coded``, ``running`` and ``gathered`` messages; ``missing.have``; ``get_status.brief``
+and ``gather_ms``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,10 @@ A message that exists is well formed: every constructor checks types, ranges and
 can build them straight from untrusted fields. Meaning (signatures, digests, state) is checked
 by the meter, not here. The exchange, from architecture.md::
 
-    get_status -> status
-    offer -> accept | reject           query -> missing
-    block (unicast or multicast)       verify -> verified | failed
-    activate | cancel -> result        alarm (meter -> head-end, unsolicited)
+    get_status -> status | running     offer -> accept | reject
+    query -> missing                   block, coded (unicast or multicast)
+    verify -> verified | failed        activate | cancel -> result
+    alarm (meter -> head-end, unsolicited)
 """
 
 from __future__ import annotations
@@ -69,19 +69,44 @@ class GetStatus(Message):
 
     ``component`` narrows the answer to one component (empty: all). ``full`` asks for the
     meter's signed report too (about 1.4 KiB: costly on a mesh, so a delivery read-back
-    asks for the brief form unless configured otherwise).
+    asks for the brief form unless configured otherwise). ``brief`` (with a component)
+    asks for the ~30-byte ``running`` answer instead of ``status``: the multicast read-back
+    of a whole cell, where a thousand answers cross up to six hops each. A non-empty
+    ``gather_ms`` lets the mesh gather those answers up the routing tree
+    (``amiup.network.gather``): a node at hop depth ``d`` waits ``gather_ms[d - 1]``
+    milliseconds after the request (deeper nodes less, so their frames are in first), then
+    sends its own and its subtree's answers to its parent as one ``gathered`` frame; a node
+    deeper than the list sends at once. The head-end sizes the waits from the airtime it
+    expects each level's frames to take. A non-empty ``meters`` names the only meters that
+    answer (a poll of the few a cell read-back did not hear from); the others stay silent.
     """
 
     TAG: ClassVar[int] = 1
     nonce: bytes = b""
     component: str = ""
     full: bool = False
+    brief: bool = False
+    gather_ms: tuple[int, ...] = ()
+    meters: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _bytes("nonce", self.nonce, _L.max_nonce)
         _text("component", self.component, empty=True)
-        if type(self.full) is not bool:
-            raise error("malformed-message", "full must be true or false")
+        for name in ("full", "brief"):
+            if type(getattr(self, name)) is not bool:
+                raise error("malformed-message", f"{name} must be true or false")
+        if self.brief and (self.full or not self.component):
+            raise error("malformed-message", "a brief status names one component and is not full")
+        if type(self.gather_ms) is not tuple or len(self.gather_ms) > 16:
+            raise error("malformed-message", "gather_ms must be a tuple of at most 16 waits")
+        for wait in self.gather_ms:
+            _int("gather_ms", wait, 0, 600_000)
+        if self.gather_ms and not self.brief:
+            raise error("malformed-message", "only a brief read-back is gathered")
+        if type(self.meters) is not tuple or len(self.meters) > MAX_GATHERED:
+            raise error("malformed-message", f"meters must be a tuple of at most {MAX_GATHERED} ids")
+        for m in self.meters:
+            _text("meter", m, cap=64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +258,9 @@ class Missing(Message):
     """Answer to ``query``: the bitmap of blocks still needed (``seq`` of the query).
 
     The head-end acts only on the answer to its latest query, so a late or duplicated
-    answer cannot trigger a second copy of a window already on its way.
+    answer cannot trigger a second copy of a window already on its way. ``have`` counts the
+    coded symbols the meter holds that are independent on its missing blocks: it needs
+    ``popcount(bitmap) - have`` more symbols (or those many plain blocks) to finish.
     """
 
     TAG: ClassVar[int] = 8
@@ -241,12 +268,19 @@ class Missing(Message):
     block_count: int
     bitmap: bytes
     seq: int = 0
+    have: int = 0
 
     def __post_init__(self) -> None:
         _transfer(self.transfer)
         _int("seq", self.seq, 0, 2**32 - 1)
         _int("block_count", self.block_count, 0, _L.max_blocks)
         _check_bitmap(self.bitmap, self.block_count)
+        _int("have", self.have, 0, self.block_count)
+
+    @property
+    def need(self) -> int:
+        """Coded symbols (or plain blocks) still needed to complete the transfer."""
+        return max(0, sum(bin(b).count("1") for b in self.bitmap) - self.have)
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +385,95 @@ class Alarm(Message):
         _int("time", self.time, 0, MAX_TIME)
 
 
+@dataclass(frozen=True, slots=True)
+class Coded(Message):
+    """Coded symbol ``seq`` of a transfer: a GF(2^8) combination of all its blocks.
+
+    The coefficients follow from (transfer, seq) (``amiup.wire.fec.coefficients``), so only
+    the sequence number travels; ``data`` is one block size long (the last block zero-padded).
+    Any ``m`` independent symbols repair any ``m`` missing blocks: one multicast symbol helps
+    every meter that lacks *some* block, whichever it is.
+    """
+
+    TAG: ClassVar[int] = 16
+    transfer: int
+    seq: int
+    data: bytes
+
+    def __post_init__(self) -> None:
+        _transfer(self.transfer)
+        _int("seq", self.seq, 0, 2**32 - 1)
+        _bytes("data", self.data, _L.max_block_size, min_len=_L.min_block_size)
+
+
+@dataclass(frozen=True, slots=True)
+class Running(Message):
+    """Brief answer to ``get_status(brief)``: the one component's running version and state.
+
+    The sender is known from the transport (link address, CoAP peer), so no meter id; the
+    head-end's nonce (a few bytes for a cell read-back) binds it to the request.
+    """
+
+    TAG: ClassVar[int] = 17
+    nonce: bytes
+    running: str
+    state: str
+
+    def __post_init__(self) -> None:
+        _bytes("nonce", self.nonce, _L.max_nonce)
+        _text("running", self.running)
+        _text("state", self.state)
+
+
+@dataclass(frozen=True, slots=True)
+class GatherGroup:
+    """Meters of a gathered read-back that run the same version in the same state."""
+
+    running: str
+    state: str
+    meters: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _text("running", self.running)
+        _text("state", self.state)
+        if type(self.meters) is not tuple or not self.meters:
+            raise error("malformed-message", "a group names at least one meter")
+        if len(self.meters) > MAX_GATHERED:
+            raise error("too-large", f"{len(self.meters)} meters in one frame, cap {MAX_GATHERED}")
+        for m in self.meters:
+            _text("meter", m, cap=64)
+
+
+MAX_GATHERED = 512
+"""Meters one ``gathered`` frame may carry (about 7 KiB of ids); a relay sends more frames."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered(Message):
+    """Brief read-back answers of a subtree, merged by mesh relays on the way up.
+
+    Grouped by (running, state): after an upgrade nearly every meter is in one group, so
+    an answer costs its meter id per hop instead of a whole frame per hop. The collector
+    splits it back into one ``running`` per meter for the head-end.
+    """
+
+    TAG: ClassVar[int] = 18
+    nonce: bytes
+    groups: tuple[GatherGroup, ...]
+
+    def __post_init__(self) -> None:
+        _bytes("nonce", self.nonce, _L.max_nonce)
+        if type(self.groups) is not tuple or not all(isinstance(g, GatherGroup) for g in self.groups):
+            raise error("malformed-message", "groups must be a tuple of GatherGroup")
+        if not self.groups or sum(len(g.meters) for g in self.groups) > MAX_GATHERED:
+            raise error("malformed-message" if not self.groups else "too-large",
+                        f"a gathered frame holds 1..{MAX_GATHERED} meters")
+
+    def answers(self) -> list[tuple[str, Running]]:
+        """One (meter id, running answer) per meter, as if each had answered directly."""
+        return [(m, Running(self.nonce, g.running, g.state)) for g in self.groups for m in g.meters]
+
+
 def _check_bitmap(bitmap: object, block_count: int) -> None:
     _bytes("bitmap", bitmap, _L.max_bitmap)
     assert isinstance(bitmap, bytes)
@@ -365,6 +488,6 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.TAG: cls
     for cls in (
         GetStatus, Status, Offer, Accept, Reject, Block, Query, Missing,
-        Verify, Verified, Failed, Activate, Cancel, Result, Alarm,
+        Verify, Verified, Failed, Activate, Cancel, Result, Alarm, Coded, Running, Gathered,
     )
 }

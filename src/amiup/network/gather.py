@@ -1,0 +1,214 @@
+"""Gathered read-back on a mesh: the relay function of one node, and the merge/split helpers.
+
+After a multicast upgrade the head-end reads the running version back from every meter of a
+cell (UMS-8). Sent directly, each ~30-byte ``running`` answer costs a whole frame (64 bytes of
+link headers) on every hop. Gathered (``get_status(gather_ms=N)``), every meter, being a mesh
+relay, waits for the answers of its children in the routing tree, merges them with its own
+and sends one ``gathered`` frame to its parent: an answer then costs its meter id per hop.
+
+Timing: a node at depth ``d`` of a cell ``D`` deep flushes ``(D - d) x gather_s`` after its own
+answer at the latest, so the deepest nodes flush first and each level's frames are in before
+its parent's deadline; a relay that knows its children (``children``) flushes as soon as all
+of them are in, so the deadline only bounds the wait for a silent child. A leaf keeps its slot:
+all leaves at once would queue the deep ones behind the shallow ones on the shared channel and
+make them late. ``gather_wait_s`` sizes the wait for a cell. Nothing waits twice: entries
+that reach a node after it flushed (or for another read-back) are forwarded at once,
+unchanged, as their own frame: less merged, never lost.
+
+Sans-I/O: time is passed in; the caller schedules ``flush`` at ``flush_at`` and sends the
+frames it is given. The collector ``split``s a frame back into one ``running`` per meter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from amiup.errors import error
+from amiup.network.profiles import Profile
+from amiup.network.sizes import frame_bytes
+from amiup.wire import DEFAULT_LIMITS, Gathered, GatherGroup, Running, encode
+from amiup.wire.messages import MAX_GATHERED
+
+MAX_BUFFERED = 8 * MAX_GATHERED
+"""Entries one node holds for a read-back (a bounded buffer); more are forwarded at once."""
+
+
+def _text_cost(text: str) -> int:
+    """Upper bound of the CBOR bytes of a text string (header of at most 3 bytes here)."""
+    return len(text.encode()) + 3
+
+
+def merge(answers: Iterable[tuple[str, Running]], *, cap: int = MAX_GATHERED,
+          max_bytes: int = DEFAULT_LIMITS.max_message) -> list[Gathered]:
+    """Frames carrying ``answers``: grouped by (nonce, running, state), at most ``cap`` meters
+    and about ``max_bytes`` encoded bytes a frame (long ids fill a frame before 512 do).
+
+    A meter repeated for the same nonce is kept once (the first answer). Order is kept: by
+    first appearance of each group, meters in arrival order.
+    """
+    if not 1 <= cap <= MAX_GATHERED:
+        raise error("invalid-argument", f"cap {cap} not in 1..{MAX_GATHERED}")
+    groups: dict[bytes, dict[tuple[str, str], list[str]]] = {}
+    seen: set[tuple[bytes, str]] = set()
+    for meter, answer in answers:
+        if (answer.nonce, meter) in seen:
+            continue
+        seen.add((answer.nonce, meter))
+        groups.setdefault(answer.nonce, {}).setdefault((answer.running, answer.state), []).append(meter)
+    frames: list[Gathered] = []
+    for nonce, by_state in groups.items():
+        fixed = len(nonce) + 16  # array, version, tag, nonce header, groups header, crc
+        current: list[GatherGroup] = []
+        count, size = 0, fixed
+        for (running, state), meters in by_state.items():
+            head = _text_cost(running) + _text_cost(state) + 4
+            i = 0
+            while i < len(meters):
+                if current and (count == cap or size + head + _text_cost(meters[i]) > max_bytes):
+                    frames.append(Gathered(nonce, tuple(current)))
+                    current, count, size = [], 0, fixed
+                size += head
+                take: list[str] = []
+                while i < len(meters) and count < cap and size + _text_cost(meters[i]) <= max_bytes:
+                    take.append(meters[i])
+                    size += _text_cost(meters[i])
+                    count += 1
+                    i += 1
+                if not take:  # not under the wire caps (ids of 64 characters); never loop forever
+                    take, i, count = [meters[i]], i + 1, count + 1
+                current.append(GatherGroup(running, state, tuple(take)))
+        if current:
+            frames.append(Gathered(nonce, tuple(current)))
+    return frames
+
+
+def gather_wait_s(profile: Profile, meters: int, *, id_chars: int = 12, margin: float = 1.2) -> float:
+    """A per-level wait (``gather_ms / 1000``) for a cell of ``meters`` spread as the profile's
+    hop weights: the airtime of the busiest level's frames (one per node of the level, carrying
+    the ids of every meter at or below it) plus a hop each way, times ``margin``.
+
+    Too short a wait makes children late: their entries then go up unmerged, a frame per
+    hop, and the read-back can cost more than direct answers (docs/network.md).
+    """
+    total = sum(profile.hop_weights)
+    per_level = [meters * w / total for w in profile.hop_weights]
+    frame = frame_bytes(36, profile)  # a 4-byte nonce, one group, no ids yet
+    busiest = max(n * frame + sum(per_level[d:]) * (id_chars + 1) for d, n in enumerate(per_level))
+    return margin * (busiest * 8.0 / profile.c_eff_bps + 2 * profile.hop_latency_s)
+
+
+def readback_airtime(profile: Profile, meters: int, *, gathered: bool, id_chars: int = 12,
+                     mean_hops: float | None = None,
+                     answer: Running = Running(b"\x00" * 4, "1.2.4", "committed")) -> float:
+    """Airtime bytes of a cell's brief read-back with every answer in (for the fleet model).
+
+    Direct: one ``running`` frame per meter over its ``h`` hops. Gathered (each node one
+    frame one hop up, nothing late): a one-id ``gathered`` frame per meter, plus each id once
+    more per hop above the first. Frames are assumed unfragmented (true for cells of 1000).
+    """
+    hops = profile.mean_hops if mean_hops is None else mean_hops
+    if not gathered:
+        return meters * hops * frame_bytes(len(encode(answer)), profile)
+    one = Gathered(answer.nonce, (GatherGroup(answer.running, answer.state, ("x" * id_chars,)),))
+    id_cost = id_chars + (1 if id_chars < 24 else 2)
+    return meters * (frame_bytes(len(encode(one)), profile) + (hops - 1) * id_cost)
+
+
+def split(frame: Gathered) -> list[tuple[str, Running]]:
+    """One (meter id, ``running``) per meter of ``frame``: what the collector hands up."""
+    return frame.answers()
+
+
+@dataclass
+class GatherNode:
+    """The gathering state of one mesh node (a meter that relays) for one read-back at a time.
+
+    ``depth`` is the node's hop depth, ``cell_depth`` the deepest hop of its cell,
+    ``children`` its children in the routing tree if known (None: wait for the deadline).
+    Call ``own`` with the node's answer, ``child`` with each frame from a child, and
+    ``flush`` at ``flush_at``; every call returns the frames to send to the parent now.
+    """
+
+    meter_id: str
+    depth: int
+    cell_depth: int
+    children: frozenset[str] | None = None
+    nonce: bytes | None = None
+    flush_at: float | None = None
+    flushed: bool = False
+    discarded: int = 0  # entries of stale read-backs dropped (a new nonce, or going offline)
+    forwarded: int = 0  # frames passed up at once, unmerged (late, another nonce, overflow)
+    _entries: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def buffered(self) -> int:
+        """Entries waiting for the flush."""
+        return len(self._entries)
+
+    def own(self, answer: Running, now: float, gather_s: float) -> list[Gathered]:
+        """Record this node's answer; a new nonce starts a new read-back (discarding a stale
+        buffer) with its flush ``(cell_depth - depth) x gather_s`` from ``now``.
+
+        Returns the answer as a frame to send at once if this read-back was already flushed
+        (a repeated request): late, so not held back.
+        """
+        if gather_s < 0:
+            raise error("invalid-argument", f"negative gather wait {gather_s}")
+        if answer.nonce != self.nonce:
+            self.discarded += len(self._entries)
+            self.nonce, self.flushed, self._entries = answer.nonce, False, {}
+            self.flush_at = now + max(0, self.cell_depth - self.depth) * gather_s
+        elif self.flushed:
+            self.forwarded += 1
+            return merge([(self.meter_id, answer)])
+        self._entries[self.meter_id] = (answer.running, answer.state)
+        return self._flush_if_complete()
+
+    def child(self, frame: Gathered, now: float) -> list[Gathered]:
+        """Merge a child's frame into the buffer; returns what must go up at once instead:
+        the frame itself when it is late (already flushed) or for another read-back, the
+        entries past ``MAX_BUFFERED``, and the whole buffer once every known child is in."""
+        if frame.nonce != self.nonce or self.flushed:
+            self.forwarded += 1
+            return [frame]
+        overflow: list[tuple[str, Running]] = []
+        for meter, answer in frame.answers():
+            if meter in self._entries:
+                continue  # a duplicated frame: the first copy counts
+            if len(self._entries) >= MAX_BUFFERED:
+                overflow.append((meter, answer))
+            else:
+                self._entries[meter] = (answer.running, answer.state)
+        late = merge(overflow)
+        self.forwarded += len(late)
+        return late + self._flush_if_complete()
+
+    def _flush_if_complete(self) -> list[Gathered]:
+        kids = self.children
+        if not kids or self.meter_id not in self._entries or not kids <= self._entries.keys():
+            return []
+        return self._take()
+
+    def flush(self, now: float) -> list[Gathered]:
+        """The buffered entries as frames for the parent, once ``now`` reaches ``flush_at``
+        (nothing before, and nothing twice)."""
+        if self.flush_at is None or now < self.flush_at:
+            return []
+        return self._take()
+
+    def _take(self) -> list[Gathered]:
+        if self.flushed or self.nonce is None:
+            return []
+        nonce = self.nonce
+        entries, self._entries, self.flushed = self._entries, {}, True
+        return merge((m, Running(nonce, r, s)) for m, (r, s) in entries.items())
+
+    def drop(self) -> int:
+        """Lose the buffer (the node went offline: its RAM is gone); returns entries lost."""
+        lost = len(self._entries)
+        self.discarded += lost
+        self._entries = {}
+        if self.nonce is not None:
+            self.flushed = True
+        return lost

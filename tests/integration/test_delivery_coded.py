@@ -1,0 +1,187 @@
+"""Coded multicast repair and the brief read-back, with real meter agents behind the codec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from amiup.headend.multicast import CellMulticast, MulticastConfig, Out
+from amiup.headend.simrun import RunConfig
+from amiup.network.endpoint import MeterEndpoint
+from amiup.network.sim import Impairments
+from amiup.wire import Block, Coded, GetStatus, Message, Query, Running, Verify, decode, encode
+from reqmark import req
+from support_network import COMPONENT, T0, make_delivery, make_kit, make_meters, make_sim
+
+DAY = 86400.0
+Drop = Callable[[str, Message], bool]
+
+
+def _cell(eps: list[MeterEndpoint], cm: CellMulticast, drop: Drop, sent: list[tuple[str | None, Message]],
+          max_steps: int = 200) -> None:
+    """Drive ``cm`` in process: every frame reaches every addressed meter unless ``drop``."""
+    by_id = {e.meter_id: e for e in eps}
+    now = float(T0)
+    out: Out = cm.start(now)
+    for _ in range(max_steps):
+        if cm.done:
+            return
+        if not out:
+            now = max(now + 0.5, cm.next_deadline or now)
+            out = cm.expire(now)
+            continue
+        sent += out
+        now += 0.1
+        nxt: Out = []
+        for dest, msg in out:
+            for ep in eps if dest is None else [by_id[dest]]:
+                if drop(ep.meter_id, msg):
+                    continue
+                for reply in ep.handle(decode(encode(msg)), now, multicast=dest is None):
+                    nxt += cm.receive(ep.meter_id, decode(encode(reply)), now)
+        out = nxt
+    raise AssertionError("cell did not finish")
+
+
+@req("AMI-4", "UMS-8")
+def test_clean_cell_sends_each_block_once_and_confirms_by_brief_readback() -> None:
+    kit = make_kit()
+    eps = make_meters(kit, 6)
+    delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+    cm = CellMulticast({e.meter_id: 1 + i % 3 for i, e in enumerate(eps)}, delivery)
+    sent: list[tuple[str | None, Message]] = []
+    _cell(eps, cm, lambda _m, _x: False, sent)
+    assert cm.sessions == {} and sorted(cm.confirmed) == sorted(e.meter_id for e in eps)
+    k = cm.block_count
+    assert (cm.multicast_blocks, cm.unicast_blocks, cm.multicast_coded, cm.unicast_coded) == (k, 0, 0, 0)
+    # verify and the brief read-back leave together, as the last two frames of the cell
+    verify, ask = sent[-2][1], sent[-1][1]
+    assert isinstance(verify, Verify) and isinstance(ask, GetStatus)
+    assert ask.brief and not ask.full and len(ask.nonce) == 4 and ask.component == COMPONENT
+    assert all(ep.meter.slot_image(COMPONENT) == image for ep in eps)
+
+
+@req("AMI-4", "SM-2")
+def test_coded_symbols_repair_different_losses_with_one_stream() -> None:
+    """Each meter loses different blocks; the same multicast symbols repair all of them."""
+    kit = make_kit()
+    eps = make_meters(kit, 8)
+    delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+    ids = [e.meter_id for e in eps]
+
+    def drop(meter: str, msg: Message) -> bool:  # meter i loses blocks i, i+8, i+16 ... (8 of 64)
+        return isinstance(msg, Block) and msg.index % 8 == ids.index(meter)
+
+    cm = CellMulticast(dict.fromkeys(ids, 2), delivery, MulticastConfig(expected_loss=0.0))
+    sent: list[tuple[str | None, Message]] = []
+    _cell(eps, cm, drop, sent)
+    assert len(cm.confirmed) == 8 and cm.sessions == {}
+    assert all(ep.meter.slot_image(COMPONENT) == image for ep in eps)
+    # no plain block went out twice: 8 multicast symbols (plus a margin) did all the repair
+    assert (cm.multicast_blocks, cm.unicast_blocks) == (cm.block_count, 0)
+    coded = [m for d, m in sent if isinstance(m, Coded)]
+    assert 8 <= cm.multicast_coded == len(coded) <= 16  # 8 + a margin for the loss seen (1/8)
+    assert len({m.seq for m in coded}) == len(coded)  # every symbol fresh
+    assert all(ep.coded_dropped == 0 for ep in eps)
+
+
+@req("AMI-4", "SM-2", "UMS-8")
+def test_coded_multicast_at_ten_percent_loss_sends_few_repair_frames() -> None:
+    kit = make_kit()
+    eps = make_meters(kit, 24)
+    delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+    cfg = RunConfig(strategy="multicast", multicast=MulticastConfig(expected_loss=0.1))
+    _loop, _net, run = make_sim(eps, delivery, imp=Impairments(loss=0.1), config=cfg)
+    run.start()
+    cm = run.cells["c0"]
+    out = run.run(T0 + DAY)
+    assert len(run.confirmed) == 24
+    assert all(ep.meter.slot_image(COMPONENT) == image for ep in eps)
+    k = cm.block_count
+    data_frames = cm.multicast_blocks + cm.multicast_coded
+    assert data_frames < 1.5 * k  # the per-block repair of before sent ~3x k
+    assert cm.multicast_coded > 0
+    # every lost block came back from coded symbols: no plain block was ever resent
+    assert cm.unicast_blocks == 0 and cm.multicast_blocks == k
+    assert sum(o.blocks_sent for o in out.values()) == 0
+    assert all(ep.coded_dropped == 0 for ep in eps)
+    # most meters were confirmed by the one brief multicast read-back; the rest (a lost
+    # verify, get_status or answer) by their own follow-up read-back
+    assert len(cm.confirmed) >= 12
+    assert set(cm.confirmed) | {m for m, s in cm.sessions.items() if s.confirmed_at} == set(out)
+
+
+@req("AMI-4", "SM-2")
+def test_late_joiner_missing_more_than_a_decoder_holds_gets_plain_blocks() -> None:
+    kit = make_kit(image_size=32768)  # 128 blocks: more than the 64 symbols a meter holds
+    eps = make_meters(kit, 6)
+    delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+    victim = eps[4].meter_id
+    heard: list[Message] = []
+
+    def drop(meter: str, msg: Message) -> bool:  # the victim is off air until the first query
+        if meter != victim:
+            return False
+        heard.append(msg)
+        return not any(isinstance(m, Query) for m in heard)
+
+    cm = CellMulticast({e.meter_id: 1 + i % 3 for i, e in enumerate(eps)}, delivery)
+    sent: list[tuple[str | None, Message]] = []
+    _cell(eps, cm, drop, sent)
+    assert cm.block_count == 128 and len(cm.confirmed) == 6 and cm.sessions == {}
+    assert all(ep.meter.slot_image(COMPONENT) == image for ep in eps)
+    # it answered the query "unknown transfer", got the offer by unicast, and then every
+    # block by unicast plain blocks in the next round (one meter: unicast is cheaper)
+    assert [type(m).__name__ for d, m in sent if d == victim][:1] == ["Offer"]
+    assert cm.unicast_blocks == 128 and cm.multicast_blocks == 128
+    assert [m.index for d, m in sent if d == victim and isinstance(m, Block)] == list(range(128))
+
+
+def test_running_answer_with_another_nonce_or_version_does_not_confirm() -> None:
+    kit = make_kit()
+    eps = make_meters(kit, 2)
+    delivery, _ = make_delivery(kit, [e.meter_id for e in eps])
+    cm = CellMulticast({e.meter_id: 1 for e in eps}, delivery)
+    sent: list[tuple[str | None, Message]] = []
+
+    def drop(meter: str, msg: Message) -> bool:  # meter 1 never hears the read-back
+        return meter == eps[1].meter_id and isinstance(msg, GetStatus) and msg.brief
+
+    _cell(eps, cm, drop, sent)
+    assert list(cm.confirmed) == [eps[0].meter_id]  # meter 1: confirmed by its own session
+    assert cm.sessions[eps[1].meter_id].confirmed_at is not None
+    cm2 = CellMulticast({e.meter_id: 1 for e in eps}, delivery)
+    cm2._nonce, cm2.phase = b"abcd", "verify"
+    cm2.receive(eps[0].meter_id, Running(b"abce", delivery.version, "committed"), T0)
+    cm2.receive(eps[0].meter_id, Running(b"abcd", "0.9.0", "committed"), T0)
+    cm2.receive(eps[0].meter_id, Running(b"abcd", delivery.version, "trial"), T0)
+    assert cm2.confirmed == {}
+    cm2.receive(eps[0].meter_id, Running(b"abcd", delivery.version, "committed"), T0)
+    assert list(cm2.confirmed) == [eps[0].meter_id]
+
+
+@req("UMS-8")
+def test_follow_up_sessions_start_where_the_readback_left_each_meter() -> None:
+    """A meter that missed the verify is verified by unicast straight away; a silent one is
+    asked first; and only a few sessions run at once, so their requests do not queue past
+    their own timeouts."""
+    kit = make_kit()
+    eps = make_meters(kit, 8)
+    delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+    ids = [e.meter_id for e in eps]
+    cm = CellMulticast(dict.fromkeys(ids, 3), delivery, MulticastConfig(session_concurrency=3))
+    busy: list[int] = []
+
+    def drop(meter: str, msg: Message) -> bool:
+        busy.append(sum(not s.done for s in cm.sessions.values()))
+        if meter == ids[0]:  # misses the multicast verify, answers the read-back: "received"
+            return isinstance(msg, Verify) and cm.phase == "verify"
+        return isinstance(msg, GetStatus) and msg.brief  # the rest never hear the read-back
+
+    sent: list[tuple[str | None, Message]] = []
+    _cell(eps, cm, drop, sent)
+    assert cm.confirmed == {} and all(s.confirmed_at for s in cm.sessions.values())
+    assert all(ep.meter.slot_image(COMPONENT) == image for ep in eps)
+    at = next(i for i, (d, x) in enumerate(sent) if d is None and isinstance(x, GetStatus))
+    first = {m: next(type(x).__name__ for d, x in sent[at:] if d == m) for m in ids}
+    assert first == {ids[0]: "Verify", **{m: "GetStatus" for m in ids[1:]}}
+    assert max(busy) == 3
