@@ -150,7 +150,7 @@ def test_running_answer_with_another_nonce_or_version_does_not_confirm() -> None
     assert list(cm.confirmed) == [eps[0].meter_id]  # meter 1: confirmed by its own session
     assert cm.sessions[eps[1].meter_id].confirmed_at is not None
     cm2 = CellMulticast({e.meter_id: 1 for e in eps}, delivery)
-    cm2._nonce, cm2.phase = b"abcd", "verify"
+    cm2._nonces, cm2.phase = {b"abcd"}, "verify"
     cm2.receive(eps[0].meter_id, Running(b"abce", delivery.version, "committed"), T0)
     cm2.receive(eps[0].meter_id, Running(b"abcd", "0.9.0", "committed"), T0)
     cm2.receive(eps[0].meter_id, Running(b"abcd", delivery.version, "trial"), T0)
@@ -185,3 +185,48 @@ def test_follow_up_sessions_start_where_the_readback_left_each_meter() -> None:
     first = {m: next(type(x).__name__ for d, x in sent[at:] if d == m) for m in ids}
     assert first == {ids[0]: "Verify", **{m: "GetStatus" for m in ids[1:]}}
     assert max(busy) == 3
+
+
+@req("UMS-8")
+def test_a_meter_that_missed_the_readback_is_confirmed_by_a_named_poll() -> None:
+    """The first brief read-back to one meter is lost: a multicast poll naming it (and only
+    it) confirms it, without a unicast session."""
+    kit = make_kit()
+    eps = make_meters(kit, 4)
+    delivery, _ = make_delivery(kit, [e.meter_id for e in eps])
+    cm = CellMulticast({e.meter_id: 2 for e in eps}, delivery)
+    late = eps[3].meter_id
+    seen: list[GetStatus] = []
+
+    def drop(meter: str, msg: Message) -> bool:
+        if isinstance(msg, GetStatus) and meter == late:
+            seen.append(msg)
+            return len(seen) == 1  # the cell-wide read-back only
+        return False
+
+    sent: list[tuple[str | None, Message]] = []
+    _cell(eps, cm, drop, sent)
+    assert sorted(cm.confirmed) == sorted(e.meter_id for e in eps) and cm.sessions == {}
+    assert cm.polls == 1 and seen[1].meters == (late,) and seen[1].nonce != seen[0].nonce
+
+
+@req("AMI-4", "UMS-8")
+def test_gathered_readback_on_the_mesh_confirms_every_meter_for_less_airtime() -> None:
+    """60 real meters, 6 depths: the read-back gathered up the routing tree confirms all of
+    them and the upgrade takes less airtime than with every meter answering itself."""
+    kit = make_kit()
+    eps_g, eps_d = make_meters(kit, 60), make_meters(kit, 60)
+    airtime = {}
+    for name, eps, gather in (("gathered", eps_g, True), ("direct", eps_d, False)):
+        delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+        _, net, run = make_sim(eps, delivery, config=RunConfig(strategy="multicast", gather=gather))
+        run.start()
+        run.run(T0 + DAY)
+        assert len(run.confirmed) == 60, name
+        assert all(ep.meter.slot_image(COMPONENT) == image for ep in eps)
+        assert (net.gather_stats.answers > 0) == gather
+        airtime[name] = sum(c.airtime_bytes for c in net.cells.values())
+        if gather:
+            assert net.gather_stats.late < 6  # the head-end's per-depth waits were long enough
+            assert all(not cm.sessions for cm in run.cells.values())  # no unicast session needed
+    assert airtime["gathered"] < airtime["direct"]

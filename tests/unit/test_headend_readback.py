@@ -16,23 +16,23 @@ SIZES = MessageSizes.for_transfer(RF, 103)
 
 def test_each_level_carries_the_answers_of_everything_below_it() -> None:
     hops = [1, 2, 2, 3]
-    air = level_airtime(hops, SIZES)
-    assert air[3] == SIZES.gather_frame + 1 * SIZES.gather_per_meter
-    assert air[2] == 2 * SIZES.gather_frame + 3 * SIZES.gather_per_meter
-    assert air[1] == SIZES.gather_frame + 4 * SIZES.gather_per_meter
+    air = level_airtime(hops, 100, 10)
+    assert air[3] == 100  # one frame, its own answer
+    assert air[2] == 2 * 100 + 1 * 10  # two frames, plus the depth-3 answer
+    assert air[1] == 100 + 3 * 10  # one frame carrying everything below
 
 
 @req("UMS-8")
 def test_deeper_levels_send_first_and_waits_cover_the_airtime_below() -> None:
     hops = np.random.default_rng(1).choice(np.arange(1, 7), size=1000, p=[.15, .25, .25, .17, .11, .07])
     s_per_byte = 8.0 / RF.c_eff_bps
-    waits = gather_waits(hops, SIZES, s_per_byte, RF.hop_latency_s)
+    waits = gather_waits(hops, SIZES.gather_frame, SIZES.gather_per_meter, s_per_byte, RF.hop_latency_s)
     assert len(waits) == 6 and waits[-1] == 0
     assert list(waits) == sorted(waits, reverse=True)  # depth 1 waits longest
-    air = level_airtime(hops, SIZES)
+    air = level_airtime(hops, SIZES.gather_frame, SIZES.gather_per_meter)
     below_1 = sum(a for d, a in air.items() if d > 1) * s_per_byte
     assert waits[0] / 1000 >= below_1
-    assert gather_waits([], SIZES, s_per_byte, 0.03) == ()
+    assert gather_waits([], 100, 10, s_per_byte, 0.03) == ()
 
 
 @req("AMI-4", "UMS-8")

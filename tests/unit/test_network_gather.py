@@ -5,18 +5,13 @@ from __future__ import annotations
 import pytest
 
 from amiup.errors import AmiupError
+from amiup.headend.readback import gather_waits, level_airtime
 from amiup.network.events import EventLoop
-from amiup.network.gather import (
-    MAX_BUFFERED,
-    GatherNode,
-    gather_wait_s,
-    merge,
-    readback_airtime,
-    split,
-)
+from amiup.network.gather import MAX_BUFFERED, GatherNode, merge, split
 from amiup.network.profiles import PROFILES
 from amiup.network.sim import Impairments, SimNetwork
-from amiup.wire import DEFAULT_LIMITS, Gathered, Running, decode, encode
+from amiup.network.sizes import frame_bytes
+from amiup.wire import DEFAULT_LIMITS, Gathered, GatherGroup, Running, decode, encode
 from amiup.wire.messages import MAX_GATHERED
 from reqmark import req
 
@@ -66,7 +61,8 @@ def test_merge_keeps_one_answer_per_meter_and_nonce() -> None:
 @req("AMI-4", "UMS-8")
 def test_deeper_node_flushes_first_and_parent_merges_it() -> None:
     parent, kid = GatherNode("p", 2, 4), GatherNode("k", 3, 4)
-    assert parent.own(_ans(), 0.0, 1.0) == [] and kid.own(_ans(), 0.0, 1.0) == []
+    # the request's waits per depth: depth 2 waits 2 s, depth 3 1 s
+    assert parent.own(_ans(), 0.0, 2.0) == [] and kid.own(_ans(), 0.0, 1.0) == []
     assert (kid.flush_at, parent.flush_at) == (1.0, 2.0)  # deeper first
     assert kid.flush(0.9) == []  # not before its time
     up = kid.flush(1.0)
@@ -106,7 +102,7 @@ def test_new_nonce_discards_stale_buffer_and_known_children_flush_early() -> Non
     node = GatherNode("p", 1, 4, children=frozenset({"k", "j"}))
     node.own(_ans(nonce=b"\x01"), 0.0, 1.0)
     assert node.child(merge([("k", _ans(nonce=b"\x01"))])[0], 0.1) == []  # "j" still out
-    node.own(_ans(nonce=b"\x02"), 0.5, 1.0)  # a new read-back
+    node.own(_ans(nonce=b"\x02"), 0.5, 3.0)  # a new read-back
     assert node.discarded == 2 and node.buffered == 1 and node.flush_at == 3.5
     leaf = GatherNode("l", 2, 4, children=frozenset())
     assert leaf.own(_ans(), 0.0, 1.0) == []  # a leaf keeps its slot: levels stay in order
@@ -129,22 +125,30 @@ def _answer_of(mid: str) -> Running:
     return _ans("1.2.4" if int(mid[1:]) % 10 else "1.2.3", "committed" if int(mid[1:]) % 10 else "failed")
 
 
-def _readback(loop: EventLoop, net: SimNetwork, *, gathered: bool,
-              gather_s: float = 0.6) -> list[tuple[str, Running]]:
+def _waits(net: SimNetwork) -> tuple[float, ...]:
+    """The head-end's per-depth waits for this cell (amiup.headend.readback), in seconds."""
+    one = Gathered(NONCE, (GatherGroup("1.2.4", "committed", ("m00000",)),))
+    hops = net.cells["c0"].hops.values()
+    ms = gather_waits(hops, frame_bytes(len(encode(one)), RF), 7, 8.0 / RF.c_eff_bps, RF.hop_latency_s)
+    return tuple(w / 1000.0 for w in ms)
+
+
+def _readback(loop: EventLoop, net: SimNetwork, *, gathered: bool) -> list[tuple[str, Running]]:
     """Every meter answers as the get_status multicast reaches it (``hops x latency``)."""
     got: list[tuple[str, Running]] = []
 
-    def uplink(mid: str, data: bytes) -> None:
+    def uplink(mid: str, data: bytes, relayed: bool) -> None:
         msg = decode(data)
-        assert isinstance(msg, Running)
+        assert isinstance(msg, Running) and relayed == gathered
         got.append((mid, msg))
 
     net.on_uplink(uplink)
     cell = net.cells["c0"]
+    waits = _waits(net)
     for mid in cell.meters:
         def answer(m: str = mid, a: Running = _answer_of(mid)) -> None:
             if gathered:
-                net.gather(m, a, gather_s)
+                net.gather(m, a, waits)
             else:
                 net.up(m, encode(a))
 
@@ -180,9 +184,9 @@ def test_every_meter_answers_once_through_the_tree_and_airtime_drops() -> None:
     ratio = direct_net.cells["c0"].airtime["upgrade"] / gathered
     print(f"read-back of 200 meters, rf-mesh, depths 1..6: direct / gathered airtime = {ratio:.2f}")
     assert ratio > 2.5
-    model = (readback_airtime(RF, 200, gathered=False, id_chars=6, mean_hops=3.5)
-             / readback_airtime(RF, 200, gathered=True, id_chars=6, mean_hops=3.5))
-    assert model == pytest.approx(ratio, rel=0.05)  # 10% failed: a 2nd group
+    one = Gathered(NONCE, (GatherGroup("1.2.4", "committed", ("m00000",)),))
+    planned = sum(level_airtime(net.cells["c0"].hops.values(), frame_bytes(len(encode(one)), RF), 7).values())
+    assert planned == pytest.approx(gathered, rel=0.1)  # the head-end's plan (10% failed: 2 groups)
 
 
 @req("AMI-4", "UMS-8")
@@ -227,8 +231,3 @@ def test_build_tree_skips_an_empty_depth_and_add_meter_checks_parents() -> None:
         net.add_meter("d", "c0", 1, lambda d, m: None, parent="a")  # not shallower
     with pytest.raises(AmiupError):
         net.add_meter("e", "c9", 2, lambda d, m: None, parent="a")  # another cell
-
-
-def test_gather_wait_grows_with_the_cell_and_the_slower_link() -> None:
-    rf, plc = gather_wait_s(RF, 1000), gather_wait_s(PROFILES["plc"], 300)
-    assert gather_wait_s(RF, 200) < rf < plc

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from amiup.errors import error
+from amiup.headend.readback import MARGIN as GATHER_MARGIN
 from amiup.headend.repair import announce_repeats, coded_repeats, coded_round, still_short
 from amiup.network.profiles import Profile
 from amiup.network.sizes import MessageSizes
@@ -415,6 +416,8 @@ def _multicast_cell(
         own[idx[heard]] = True
         reached, g_air = _gather(rng, h, own, ~gone & ~drops, p, sizes, prof)
         spend(g_air)
+        # the per-depth waits of readback.gather_waits: their margin and hop latencies
+        clock += (GATHER_MARGIN - 1.0) * g_air / cap + 3.0 * prof.hop_latency_s * (big_h - 1)
         answered = reached[idx] & verified
     else:
         spend(float(hi_[heard].sum()) * sizes.running)

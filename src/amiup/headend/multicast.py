@@ -21,8 +21,13 @@ Steps, each bounded in time and count:
    ``get_status`` (4-byte nonce) in one step: the meter handles them in order, so failures
    (``failed``) and the ``running`` answers (UMS-8: about 30 bytes each) arrive in one
    window. A ``running`` with our nonce, the delivered version and a final state confirms the
-   meter.
-6. *sessions*: every other meter (silent, incomplete, not yet final: trial, scheduled)
+   meter. Where the transport has a routing tree (``gather``), the answers are gathered up
+   the mesh (``gather_ms``, waits per depth from ``amiup.headend.readback``): a frame per
+   relay instead of a frame per meter per hop. A repair round whose margins leave a meter
+   still short unlikely (``repair.still_short``) goes straight to this step.
+6. *polls*: up to ``poll_rounds`` times, the verify again and a brief ``get_status`` naming
+   the meters not heard from (at most ``MAX_GATHERED`` a request); they answer directly.
+7. *sessions*: every other meter (silent, incomplete, not yet final: trial, scheduled)
    gets a unicast session: it resumes (``failed(transfer-incomplete)`` or ``running`` state
    receiving), verifies (state received: it missed the verify) or reads back and polls;
    its deadline counts the airtime of what it just sent (``SessionConfig.drain_s_per_byte``).
@@ -38,12 +43,14 @@ from typing import Literal
 import numpy as np
 
 from amiup.headend.fleetmodel import FEC_PENDING
+from amiup.headend.readback import gather_waits
 from amiup.headend.repair import (
     announce_repeats,
     coded_repeats,
     coded_round,
     multicast_mask,
     short_probability,
+    still_short,
 )
 from amiup.headend.session import FRAME_OVERHEAD, REOFFER, Delivery, SessionConfig, UnicastSession
 from amiup.headend.session import Phase as SessionPhase
@@ -52,6 +59,8 @@ from amiup.wire import (
     Block,
     Coded,
     Failed,
+    Gathered,
+    GatherGroup,
     GetStatus,
     Message,
     Missing,
@@ -65,10 +74,11 @@ from amiup.wire import (
     encode,
 )
 from amiup.wire.fec import Encoder
+from amiup.wire.messages import MAX_GATHERED
 
 Dest = str | None  # a meter id, or None for the whole cell (multicast)
 Out = list[tuple[Dest, Message]]
-Phase = Literal["pilot", "rounds", "verify", "sessions", "done"]
+Phase = Literal["pilot", "rounds", "verify", "poll", "sessions", "done"]
 
 DEFAULT_CAPACITY = 14_000.0
 """Bytes per second of a cell when the transport gives no drain rate (rf-mesh: 150 kbps at
@@ -103,6 +113,9 @@ class MulticastConfig:
     pilot_retries: int = 3
     session: SessionConfig = field(default_factory=_session_config)
     session_concurrency: int | None = None  # None: what the cell drains within a timeout
+    gather: bool = False  # the transport gathers read-back answers up a routing tree
+    hop_latency_s: float = 0.05  # per hop, for the gathered read-back's waits
+    poll_rounds: int = 3  # named brief read-backs of the silent before unicast sessions
 
 
 @dataclass
@@ -139,6 +152,8 @@ class CellMulticast:
     _incomplete: set[str] = field(default_factory=set)
     _reoffers: dict[str, int] = field(default_factory=dict)
     _nonce: bytes = b""
+    _nonces: set[bytes] = field(default_factory=set)  # every read-back and poll of this cell
+    polls: int = 0
     _states: dict[str, str] = field(default_factory=dict)  # read-back answers not yet final
     _queue: list[tuple[str, SessionPhase]] = field(default_factory=list)  # sessions to start
     _encoder: Encoder | None = None
@@ -199,7 +214,7 @@ class CellMulticast:
 
     def receive(self, meter: str, msg: Message, now: float) -> Out:
         """A message from ``meter`` of this cell."""
-        if isinstance(msg, Running) and self._nonce and msg.nonce == self._nonce:
+        if isinstance(msg, Running) and msg.nonce in self._nonces:
             self._running(meter, msg, now)  # the read-back's answer, maybe late
             return self._admit(now) if self.phase == "sessions" else []
         if self.phase == "sessions" or meter in self.sessions:
@@ -234,7 +249,7 @@ class CellMulticast:
             if msg.block_count == self.block_count and msg.seq == self.query_seq:
                 self._nacks[meter] = (set(decode_bitmap(msg.bitmap, msg.block_count)), msg.need)
             return []
-        if isinstance(msg, Failed) and msg.transfer == self.transfer and self.phase == "verify":
+        if isinstance(msg, Failed) and msg.transfer == self.transfer and self.phase in ("verify", "poll"):
             if msg.code == "transfer-incomplete":
                 self._incomplete.add(meter)
             elif msg.code != "invalid-state":  # e.g. never heard the offer: read-back decides
@@ -279,8 +294,8 @@ class CellMulticast:
             return self._pilot(now)
         if self.phase == "rounds":
             return self._round(now)
-        if self.phase == "verify":
-            return self._sessions(now)
+        if self.phase in ("verify", "poll"):
+            return self._poll(now)
         if self.phase == "sessions":
             out: Out = []
             for m, s in self.sessions.items():
@@ -363,19 +378,22 @@ class CellMulticast:
         out: Out = []
         codable = sorted(m for m, (miss, need) in nacks.items() if len(miss) <= FEC_PENDING and need > 0)
         plain = sorted(m for m, (miss, _need) in nacks.items() if len(miss) > FEC_PENDING)
-        out += self._coded_repair(codable, {m: nacks[m][1] for m in codable})
-        out += self._plain_repair(plain, {m: nacks[m] for m in plain})
-        if not out:  # only answers that need nothing more (decoded meanwhile): check
-            return self._verify(now)
+        repair, settled = self._coded_repair(codable, {m: nacks[m][1] for m in codable})
+        out += repair + self._plain_repair(plain, {m: nacks[m] for m in plain})
+        if not out or (settled and not plain):  # nothing more is likely missing: verify
+            return self._verify(now, out)
         self.query_seq += 1
         out.append((None, Query(self.transfer, self.query_seq)))
         expect = len(nacks) * min(1.0, 2 * self.loss)
         return self._wait(out, now, expect, self._missing_air() - FRAME_OVERHEAD)
 
-    def _coded_repair(self, meters: list[str], needs: dict[str, int]) -> Out:
-        """Coded symbols: ``c`` by multicast for most, need plus a margin by unicast for few."""
+    def _coded_repair(self, meters: list[str], needs: dict[str, int]) -> tuple[Out, bool]:
+        """Coded symbols: ``c`` by multicast for most, need plus a margin by unicast for few.
+
+        Also says whether the margins leave a meter still short unlikely (expected < 0.5).
+        """
         if not meters:
-            return []
+            return [], True
         assert self.transfer is not None
         symbol = float(self._coded_air())
         per_round = self._round_air() / symbol
@@ -392,7 +410,10 @@ class CellMulticast:
             for m, k in counts.items():
                 out += [(m, Coded(self.transfer, q, data)) for q, data in fresh[:k]]
                 self.unicast_coded += k
-        return out
+        short = still_short(need[~uni], c, self.loss) + sum(
+            short_probability(self.loss, int(n), k - int(n)) for n, k in
+            ((needs[m], counts[m]) for m in counts))
+        return out, short < 0.5
 
     def _plain_repair(self, meters: list[str], nacks: dict[str, tuple[set[int], int]]) -> Out:
         """Plain blocks for meters missing more than a decoder holds: the per-block rule.
@@ -420,15 +441,59 @@ class CellMulticast:
                 self.unicast_blocks += 1
         return out
 
-    def _verify(self, now: float) -> Out:
-        """Multicast verify and, right behind it, the brief read-back: one window for both."""
+    def _verify(self, now: float, before: Out | None = None) -> Out:
+        """Multicast verify and, right behind it, the brief read-back: one window for both.
+
+        ``before``: a last repair burst to send first (the meter handles frames in order).
+        """
         assert self.transfer is not None
         self.phase = "verify"
-        self._nonce = hashlib.sha256(f"{self.transfer}/{now}/{self.rounds}".encode()).digest()[:4]
-        ask = GetStatus(self._nonce, self.delivery.component, brief=True)
-        out: Out = [(None, Verify(self.transfer, self.delivery.component)), (None, ask)]
+        self._nonce = self._fresh_nonce(now)
+        out: Out = list(before or [])
+        out.append((None, Verify(self.transfer, self.delivery.component)))
+        if self.config.gather and self.cell_hops > 1:
+            frame = Gathered(self._nonce, (GatherGroup(self.delivery.version, "committed",
+                                                       (max(self.hops, key=len),)),))
+            per_id = len(max(self.hops, key=len).encode()) + 1
+            waits = gather_waits(self.hops.values(), self._air(frame), per_id,
+                                 self.drain_s_per_byte, self.config.hop_latency_s)
+            ask = GetStatus(self._nonce, self.delivery.component, brief=True, gather_ms=waits)
+            out.append((None, ask))
+            # the deepest waits ran out by depth 1's deadline; then depth 1's own frames leave
+            level_1 = self._air(frame) * sum(h == 1 for h in self.hops.values()) \
+                + per_id * len(self.hops)
+            self.deadline = now + self._drain(out) + waits[0] / 1000.0 \
+                + level_1 * self.drain_s_per_byte + self.config.round_wait_s
+            return out
+        out.append((None, GetStatus(self._nonce, self.delivery.component, brief=True)))
         answer = len(encode(Running(self._nonce, self.delivery.version, "committed")))
         return self._wait(out, now, len(self.hops) - len(self.failed), answer)
+
+    def _fresh_nonce(self, now: float) -> bytes:
+        nonce = hashlib.sha256(f"{self.transfer}/{now}/{self.rounds}/{self.polls}".encode()).digest()[:4]
+        self._nonces.add(nonce)
+        return nonce
+
+    def _silent(self) -> list[str]:
+        """Meters neither confirmed, failed, incomplete nor heard from with a state."""
+        return [m for m in sorted(self.hops) if m not in self.confirmed and m not in self.failed
+                and m not in self._incomplete and m not in self._states]
+
+    def _poll(self, now: float) -> Out:
+        """Ask the silent meters again, by name (verify first: some missed it), or go on."""
+        silent = self._silent()
+        if not silent or self.polls >= self.config.poll_rounds:
+            return self._sessions(now)
+        assert self.transfer is not None
+        self.phase = "poll"
+        self.polls += 1
+        self._nonce = self._fresh_nonce(now)
+        out: Out = [(None, Verify(self.transfer, self.delivery.component))]
+        for i in range(0, len(silent), MAX_GATHERED):
+            names = tuple(silent[i:i + MAX_GATHERED])
+            out.append((None, GetStatus(self._nonce, self.delivery.component, brief=True, meters=names)))
+        answer = len(encode(Running(self._nonce, self.delivery.version, "committed")))
+        return self._wait(out, now, len(silent), answer)
 
     def _sessions(self, now: float) -> Out:
         """Every meter not confirmed nor failed gets a unicast session, a few at a time."""

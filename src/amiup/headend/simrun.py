@@ -23,7 +23,7 @@ from amiup.headend.traffic import DeliveryWindows, TokenBucket, cell_budget
 from amiup.network.endpoint import MeterEndpoint
 from amiup.network.events import EventLoop
 from amiup.network.sim import SimNetwork
-from amiup.wire import Alarm, Message, decode, encode
+from amiup.wire import Alarm, GetStatus, Message, Running, decode, encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,8 @@ class RunConfig:
     retry_after_s: float = 600.0
     max_attempts: int = 5
     traffic_class: Literal["upgrade", "read"] = "upgrade"  # "read": no priority for reads
+    gather: bool = True  # multicast read-back gathered up the mesh's routing tree
+    tree_seed: int = 1
 
 
 @dataclass
@@ -94,6 +96,11 @@ class SimDelivery:
         self._session_cfg = session if session.drain_s_per_byte else \
             dataclasses.replace(session, drain_s_per_byte=self.drain_s_per_byte)
         net.on_uplink(self._headend_rx)
+        self._gather = self.config.gather and self.config.strategy == "multicast" \
+            and net.profile.multicast and net.profile.shared_cell
+        if self._gather:  # meters relay: gather the read-back answers up a routing tree
+            net.build_tree(seed=self.config.tree_seed)
+            net.relay_cost = lambda cell, cost: self._buckets[cell].spend(cost, self.loop.now)
 
     # ------------------------------------------------------------------ start / results
     def start(self) -> None:
@@ -106,7 +113,10 @@ class SimDelivery:
         if self.config.strategy == "multicast" and self.net.profile.multicast:
             for cell in self._pace:
                 hops = {mid: m.hops for mid, m in self.meters.items() if m.cell == cell}
-                cm = CellMulticast(hops, self.delivery, self.config.multicast, self.drain_s_per_byte)
+                mc = self.config.multicast
+                if self._gather:
+                    mc = dataclasses.replace(mc, gather=True, hop_latency_s=self.net.profile.hop_latency_s)
+                cm = CellMulticast(hops, self.delivery, mc, self.drain_s_per_byte)
                 self.cells[cell] = cm
                 self._send(cell, cm.start(now))
                 self._arm_cell(cell)
@@ -143,7 +153,10 @@ class SimDelivery:
             self._arm_tick(mid)
             return
         for reply in ep.handle(msg, now, multicast=multicast):
-            self.net.up(mid, encode(reply), self.config.traffic_class)
+            if isinstance(msg, GetStatus) and msg.gather_ms and isinstance(reply, Running):
+                self.net.gather(mid, reply, tuple(w / 1000.0 for w in msg.gather_ms))
+            else:
+                self.net.up(mid, encode(reply), self.config.traffic_class)
         for alarm in ep.alarms():
             self.net.up(mid, encode(alarm), "alarm")
         self._arm_tick(mid)
@@ -167,10 +180,12 @@ class SimDelivery:
         self.loop.at(due, tick)
 
     # ------------------------------------------------------------------ head-end side
-    def _headend_rx(self, mid: str, data: bytes) -> None:
+    def _headend_rx(self, mid: str, data: bytes, relayed: bool = False) -> None:
         now = self.loop.now
-        # replies spent airtime too: charge them to the cell's budget (it may go negative)
-        self._buckets[self.meters[mid].cell].spend(self.net.cost(len(data), meter_id=mid), now)
+        # replies spent airtime too: charge them to the cell's budget (it may go negative);
+        # a gathered answer was charged frame by frame on its way up (net.relay_cost)
+        if not relayed:
+            self._buckets[self.meters[mid].cell].spend(self.net.cost(len(data), meter_id=mid), now)
         try:
             msg = decode(data)
         except AmiupError:

@@ -66,7 +66,7 @@ def run_detailed(cfg: FleetConfig) -> FleetResult:
     net = SimNetwork(loop, prof, Impairments(loss=cfg.block_loss), seed=cfg.seed)
     run_cfg = RunConfig(strategy=cfg.effective_strategy, share=cfg.upgrade_share,
                         multicast=MulticastConfig(expected_loss=cfg.block_loss),
-                        concurrency=16)
+                        concurrency=16, gather=cfg.gather, tree_seed=cfg.seed)
     sim = SimDelivery(loop, net, placed, delivery, run_cfg)
     sim.start()
     sim.run(T0 + 30 * 86400, max_steps=50_000_000)

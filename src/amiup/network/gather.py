@@ -6,14 +6,14 @@ link headers) on every hop. Gathered (``get_status(gather_ms=N)``), every meter,
 relay, waits for the answers of its children in the routing tree, merges them with its own
 and sends one ``gathered`` frame to its parent: an answer then costs its meter id per hop.
 
-Timing: a node at depth ``d`` of a cell ``D`` deep flushes ``(D - d) x gather_s`` after its own
-answer at the latest, so the deepest nodes flush first and each level's frames are in before
-its parent's deadline; a relay that knows its children (``children``) flushes as soon as all
-of them are in, so the deadline only bounds the wait for a silent child. A leaf keeps its slot:
-all leaves at once would queue the deep ones behind the shallow ones on the shared channel and
-make them late. ``gather_wait_s`` sizes the wait for a cell. Nothing waits twice: entries
-that reach a node after it flushed (or for another read-back) are forwarded at once,
-unchanged, as their own frame: less merged, never lost.
+Timing: the request names a wait per depth (``gather_ms``, sized by the head-end from the
+airtime it expects each level's frames to take: ``amiup.headend.readback``), longest at depth
+1, so the deepest nodes flush first and each level's frames are in before its parent's
+deadline. A relay that knows its children (``children``; RPL storing mode) flushes as soon as
+all of them are in, so the deadline only bounds the wait for a silent child; in non-storing
+mode (Wi-SUN FAN) a node knows only its parent and flushes at its deadline. Nothing waits
+twice: entries that reach a node after it flushed (or for another read-back) are forwarded at
+once, unchanged, as their own frame: less merged, never lost.
 
 Sans-I/O: time is passed in; the caller schedules ``flush`` at ``flush_at`` and sends the
 frames it is given. The collector ``split``s a frame back into one ``running`` per meter.
@@ -25,9 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from amiup.errors import error
-from amiup.network.profiles import Profile
-from amiup.network.sizes import frame_bytes
-from amiup.wire import DEFAULT_LIMITS, Gathered, GatherGroup, Running, encode
+from amiup.wire import DEFAULT_LIMITS, Gathered, GatherGroup, Running
 from amiup.wire.messages import MAX_GATHERED
 
 MAX_BUFFERED = 8 * MAX_GATHERED
@@ -83,38 +81,6 @@ def merge(answers: Iterable[tuple[str, Running]], *, cap: int = MAX_GATHERED,
     return frames
 
 
-def gather_wait_s(profile: Profile, meters: int, *, id_chars: int = 12, margin: float = 1.2) -> float:
-    """A per-level wait (``gather_ms / 1000``) for a cell of ``meters`` spread as the profile's
-    hop weights: the airtime of the busiest level's frames (one per node of the level, carrying
-    the ids of every meter at or below it) plus a hop each way, times ``margin``.
-
-    Too short a wait makes children late: their entries then go up unmerged, a frame per
-    hop, and the read-back can cost more than direct answers (docs/network.md).
-    """
-    total = sum(profile.hop_weights)
-    per_level = [meters * w / total for w in profile.hop_weights]
-    frame = frame_bytes(36, profile)  # a 4-byte nonce, one group, no ids yet
-    busiest = max(n * frame + sum(per_level[d:]) * (id_chars + 1) for d, n in enumerate(per_level))
-    return margin * (busiest * 8.0 / profile.c_eff_bps + 2 * profile.hop_latency_s)
-
-
-def readback_airtime(profile: Profile, meters: int, *, gathered: bool, id_chars: int = 12,
-                     mean_hops: float | None = None,
-                     answer: Running = Running(b"\x00" * 4, "1.2.4", "committed")) -> float:
-    """Airtime bytes of a cell's brief read-back with every answer in (for the fleet model).
-
-    Direct: one ``running`` frame per meter over its ``h`` hops. Gathered (each node one
-    frame one hop up, nothing late): a one-id ``gathered`` frame per meter, plus each id once
-    more per hop above the first. Frames are assumed unfragmented (true for cells of 1000).
-    """
-    hops = profile.mean_hops if mean_hops is None else mean_hops
-    if not gathered:
-        return meters * hops * frame_bytes(len(encode(answer)), profile)
-    one = Gathered(answer.nonce, (GatherGroup(answer.running, answer.state, ("x" * id_chars,)),))
-    id_cost = id_chars + (1 if id_chars < 24 else 2)
-    return meters * (frame_bytes(len(encode(one)), profile) + (hops - 1) * id_cost)
-
-
 def split(frame: Gathered) -> list[tuple[str, Running]]:
     """One (meter id, ``running``) per meter of ``frame``: what the collector hands up."""
     return frame.answers()
@@ -146,19 +112,20 @@ class GatherNode:
         """Entries waiting for the flush."""
         return len(self._entries)
 
-    def own(self, answer: Running, now: float, gather_s: float) -> list[Gathered]:
+    def own(self, answer: Running, now: float, wait_s: float) -> list[Gathered]:
         """Record this node's answer; a new nonce starts a new read-back (discarding a stale
-        buffer) with its flush ``(cell_depth - depth) x gather_s`` from ``now``.
+        buffer) with its flush ``wait_s`` from ``now`` (the request's wait for this depth,
+        ``GetStatus.gather_ms[depth - 1]``: deeper nodes wait less, so they flush first).
 
         Returns the answer as a frame to send at once if this read-back was already flushed
         (a repeated request): late, so not held back.
         """
-        if gather_s < 0:
-            raise error("invalid-argument", f"negative gather wait {gather_s}")
+        if wait_s < 0:
+            raise error("invalid-argument", f"negative gather wait {wait_s}")
         if answer.nonce != self.nonce:
             self.discarded += len(self._entries)
             self.nonce, self.flushed, self._entries = answer.nonce, False, {}
-            self.flush_at = now + max(0, self.cell_depth - self.depth) * gather_s
+            self.flush_at = now + wait_s
         elif self.flushed:
             self.forwarded += 1
             return merge([(self.meter_id, answer)])

@@ -37,7 +37,8 @@ from amiup.wire import Gathered, Running, decode, encode
 
 PRIORITY = {"alarm": 0, "read": 1, "upgrade": 2}
 Deliver = Callable[[bytes, bool], None]  # (frame, multicast)
-Uplink = Callable[[str, bytes], None]  # (meter id, frame)
+Uplink = Callable[[str, bytes, bool], None]  # (meter id, frame, relayed: airtime paid on the way)
+RelayCost = Callable[[str, float], None]  # (cell, bytes on air x hops) of a gathered frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,7 @@ class SimNetwork:
         self._deliver: dict[str, Deliver] = {}
         self.online: dict[str, bool] = {}
         self._uplink: Uplink | None = None
+        self.relay_cost: RelayCost | None = None  # charged when a gathered frame is sent
         self.read_latencies: list[float] = []
         self.reads_lost = 0
         self.frames_lost = 0
@@ -206,15 +208,16 @@ class SimNetwork:
         self._enqueue(c, _Frame(data, kind, meter_id, True, c.hops[meter_id], self.loop.now))
 
     # ------------------------------------------------------------------ gathered read-back
-    def gather(self, meter_id: str, answer: Running, gather_s: float, *,
-               children_known: bool = True) -> None:
+    def gather(self, meter_id: str, answer: Running, waits_s: tuple[float, ...], *,
+               children_known: bool = False) -> None:
         """A meter's answer to a gathered read-back (``get_status(brief, gather_ms)``, with
-        ``gather_s = gather_ms / 1000``): held by the meter's node, merged with its children's,
-        and sent up the routing tree at its flush; the collector calls the uplink once per
-        meter with ``encode(Running)``, as if each meter had answered with ``up``. Dropped
-        while the meter is offline; an offline relay loses the entries it holds or receives.
-        ``children_known``: a node flushes as soon as all its children in the tree are in
-        (else only at its deadline).
+        ``waits_s`` the request's per-depth waits in seconds): held by the meter's node,
+        merged with its children's, and sent up the routing tree at its flush (a node deeper
+        than the list flushes at once); the collector calls the uplink once per meter with
+        ``encode(Running)`` and ``relayed=True``, as if each meter had answered with ``up``.
+        Dropped while the meter is offline; an offline relay loses the entries it holds or
+        receives. ``children_known`` (RPL storing mode): a node flushes as soon as all its
+        children in the tree are in, else only at its deadline.
         """
         if not self.online[meter_id]:
             return
@@ -223,7 +226,9 @@ class SimNetwork:
         node.depth, node.cell_depth = cell.hops[meter_id], cell.depth  # the cell may have grown
         node.children = frozenset(cell.children().get(meter_id, ())) if children_known else None
         before = node.forwarded
-        self._send_up(cell, meter_id, node.own(answer, self.loop.now, gather_s))
+        depth = cell.hops[meter_id]
+        wait = waits_s[depth - 1] if depth <= len(waits_s) else 0.0
+        self._send_up(cell, meter_id, node.own(answer, self.loop.now, wait))
         self.gather_stats.late += node.forwarded - before
         if node.flush_at is not None and not node.flushed:
             self.loop.at(node.flush_at, lambda: self._flush(cell, meter_id))
@@ -244,8 +249,11 @@ class SimNetwork:
     def _send_up(self, cell: Cell, meter_id: str, frames: list[Gathered]) -> None:
         for msg in frames:
             self.gather_stats.frames += 1
-            self._enqueue(cell, _Frame(encode(msg), "upgrade", meter_id, True, cell.hops_up(meter_id),
-                                       self.loop.now, relay=True, to=cell.parent.get(meter_id)))
+            data, up = encode(msg), cell.hops_up(meter_id)
+            if self.relay_cost is not None:  # the head-end's budget pays for relay frames too
+                self.relay_cost(cell.name, float(frame_bytes(len(data), self.profile) * up))
+            self._enqueue(cell, _Frame(data, "upgrade", meter_id, True, up, self.loop.now,
+                                       relay=True, to=cell.parent.get(meter_id)))
 
     def _relayed(self, cell: Cell, frame: _Frame, data: bytes) -> None:
         try:
@@ -260,7 +268,7 @@ class SimNetwork:
             for mid, running in msg.answers():
                 self.gather_stats.answers += 1
                 if self._uplink is not None:
-                    self._uplink(mid, encode(running))
+                    self._uplink(mid, encode(running), True)
         elif not self.online[frame.to]:
             self.gather_stats.lost_offline += sum(len(g.meters) for g in msg.groups)
         else:
@@ -330,7 +338,7 @@ class SimNetwork:
                 self._read_arrived(frame, target)
             elif target is None:
                 if self._uplink is not None and frame.meter is not None:
-                    self._uplink(frame.meter, data)
+                    self._uplink(frame.meter, data, False)
             elif self.online[target]:
                 self._deliver[target](data, frame.meter is None)
 
