@@ -13,6 +13,7 @@ head-end expects (the ``r`` of architecture.md's multicast formula).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -90,16 +91,20 @@ def short_probability(loss: float, need: int, extra: int) -> float:
     if loss >= 1.0:
         return 1.0
     lp, lq = math.log(loss), math.log1p(-loss)
-    base = math.lgamma(n + 1)
+    j = extra + 1
+    term = math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lp + (n - j) * lq)
+    ratio = loss / (1.0 - loss)
     total = 0.0
-    for j in range(extra + 1, n + 1):
-        term = math.exp(base - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lp + (n - j) * lq)
+    while True:  # next pmf term by the recurrence pmf(j+1) = pmf(j) (n-j)/(j+1) p/q
         total += term
-        if j > n * loss and term < total * 1e-12:
+        if j >= n or (j > n * loss and term < total * 1e-12):
             break
+        term *= (n - j) / (j + 1) * ratio
+        j += 1
     return min(1.0, total)
 
 
+@functools.lru_cache(maxsize=65536)  # pure; the models ask the same questions per meter
 def coded_repeats(loss: float, need: int, meters: int, symbol_air: float, round_air: float,
                   answer_air: float = 0.0, max_extra: int | None = None) -> int:
     """Coded symbols to multicast beyond ``need``: the airtime they cost against a round saved.
