@@ -105,16 +105,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class PortTaken(Exception):
+    """The meter process exited at start: its port was taken meanwhile (a free_port race)."""
+
+
 def serve_meter(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start `amiup meter serve` on ``data_dir``; returns once it answers."""
-    proc = subprocess.Popen([*CLI, "meter", "serve", "--data-dir", str(data_dir), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """Start `amiup meter serve` on ``data_dir``; returns once it answers.
+
+    Raises ``PortTaken`` at once if the process exits before answering (another process
+    bound the port after ``free_port`` released it: parallel test workers do that).
+    """
+    log = data_dir.parent / f"{data_dir.name}-serve-{port}.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([*CLI, "meter", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=err)
     url = f"coap://127.0.0.1:{port}"
-    for _ in range(100):  # bounded wait until it answers
+    for _ in range(200):  # bounded wait until it answers (a loaded CI machine starts slowly)
+        if proc.poll() is not None:
+            raise PortTaken(f"meter on {url} exited {proc.returncode}: {log.read_text()[-400:]}")
         try:
             asyncio.run(coap.read_status(url, full=False, attempts=1, timeout=0.3))
             return proc
         except Exception:
             time.sleep(0.1)
     proc.kill()
-    raise AssertionError(f"meter on {url} did not come up")
+    raise AssertionError(f"meter on {url} did not come up: {log.read_text()[-400:]}")
+
+
+def start_meter(data_dir: Path, tries: int = 5) -> tuple[subprocess.Popen[bytes], int]:
+    """``serve_meter`` on a fresh port, trying another if the port was taken meanwhile."""
+    for _ in range(tries - 1):
+        port = free_port()
+        try:
+            return serve_meter(data_dir, port), port
+        except PortTaken:
+            continue
+    port = free_port()
+    return serve_meter(data_dir, port), port

@@ -22,7 +22,7 @@ import pytest
 from amiup.meter import make_image
 from amiup.trust import generate_key, save_private_key, save_public_key
 from reqmark import req
-from support_network import free_port, serve_meter
+from support_network import start_meter
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "amiup"]
@@ -74,9 +74,10 @@ def test_ums_server_worker_headend_and_meter_processes(tmp_path: Path) -> None:
     run("meter", "init", "--data-dir", tmp_path / "m1", "--serial", "S1", "--model", "AX-1",
         "--hw-rev", "A", "--vendor-key", keys / "vendor.pub", "--utility-key", keys / "utility.pub",
         "--component", "ami_app=1.0.0")
-    coap_port, http_port = free_port(), tcp_port()
+    http_port = tcp_port()
     env = {**os.environ, "AMIUP_UMS_ORDER_KEY": str(keys / "utility.key")}
-    procs = [serve_meter(tmp_path / "m1", coap_port)]
+    meter_proc, coap_port = start_meter(tmp_path / "m1")
+    procs = [meter_proc]
     try:
         procs.append(subprocess.Popen([*CLI, "ums", "serve", "--data-dir", str(data), "--port",
                                        str(http_port)], env=env, stdout=subprocess.DEVNULL,

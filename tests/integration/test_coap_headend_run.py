@@ -14,7 +14,7 @@ from amiup.package import UpgradeOrder, build_package, decode_package, manifest_
 from amiup.trust import TrustAnchors, generate_key
 from amiup.ums.scheduler import Job
 from reqmark import req
-from support_network import free_port, serve_meter
+from support_network import start_meter
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,7 @@ def test_deliver_on_command_then_finish_reads_the_new_version_back(tmp_path: Pat
     anchors = TrustAnchors.create(vendor=[vendor.public_key()], utility=[utility.public_key()])
     provision(DirStorage(tmp_path / "m"), serial="s-9", vendor="acme", model="AX-1", hw_rev="A",
               anchors=anchors, image_size=4096, now=time.time())
-    port = free_port()
-    proc = serve_meter(tmp_path / "m", port)
+    proc, port = start_meter(tmp_path / "m")
     try:
         image = make_image("han_app", "2.0.0", size=20000)
         data = build_package(image, component="han_app", version="2.0.0", security_seq=2,

@@ -20,7 +20,7 @@ from amiup.network import coap
 from amiup.package import build_package
 from amiup.trust import TrustAnchors, generate_key, save_private_key, save_public_key
 from reqmark import req
-from support_network import free_port, serve_meter
+from support_network import serve_meter, start_meter
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "amiup"]
@@ -59,8 +59,9 @@ def test_push_kill9_restart_and_resume_on_three_meter_processes(tmp_path: Path) 
             booted.boot(time.time())
             save_public_key(booted.public_key, tmp_path / f"meter{i}.pub")
             dirs.append(d)
-            ports.append(free_port())
-            procs.append(serve_meter(d, ports[-1]))
+            proc, port = start_meter(d)
+            procs.append(proc)
+            ports.append(port)
         urls = [f"coap://127.0.0.1:{p}" for p in ports]
         blocks = -(-len(image) // BLOCK)
         # meter 0 gets a slow push so that it can be killed mid-transfer
