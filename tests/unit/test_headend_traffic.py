@@ -73,11 +73,12 @@ def test_cost_rule_multicasts_only_where_many_miss() -> None:
 @req("AMI-4")
 def test_announces_make_a_late_joiner_rare() -> None:
     # a meter that misses every offer needs the whole payload by unicast: announce until
-    # fewer than one meter in ten thousand cells is expected to
-    assert announce_repeats(0.02, 1000) == 5
+    # fewer than one meter in a thousand cells is expected to
+    assert announce_repeats(0.02, 1000) == 4
     assert announce_repeats(0.002, 1000) == 3
-    assert announce_repeats(0.05, 300) == 5  # bounded
-    assert announce_repeats(0.02, 1) == 3
+    assert announce_repeats(0.05, 300) == 5
+    assert announce_repeats(0.3, 1000) == 5  # bounded
+    assert announce_repeats(0.02, 1) == 2
     assert announce_repeats(0.0, 1000) == 1
 
 

@@ -31,8 +31,8 @@ from amiup.network.sizes import MessageSizes
 from amiup.wire.messages import MAX_GATHERED
 
 Strategy = Literal["unicast", "multicast"]
-TIMEOUT_S, BACKOFF, ROUND_WAIT_S = 10.0, 2.0, 1.0  # as SessionConfig / MulticastConfig
-MC_TIMEOUT_S = 2.0  # MulticastConfig.session: follow-up sessions of a cell (plus their drain)
+TIMEOUT_S, BACKOFF, ROUND_WAIT_S = 10.0, 2.0, 0.3  # as SessionConfig / MulticastConfig (+ RTT)
+MC_TIMEOUT_S = 3.0  # MulticastConfig.session: follow-up sessions of a cell (plus their drain)
 POLL_ROUNDS = 3  # MulticastConfig.poll_rounds: named read-backs before unicast sessions
 FEC_PENDING = 64  # coded symbols a meter holds at most (MeterEndpoint's decoder bound)
 FArr = npt.NDArray[np.float64]
@@ -355,7 +355,7 @@ def _multicast_cell(
     # data round: every block once, then R coded symbols (the cost rule of repair.coded_repeats).
     # Per meter only counts matter: blocks lost, symbols heard, and the rank the random code
     # falls short by (0 with probability ~255/256 per symbol held)
-    round_air = (rtt + ROUND_WAIT_S) * cap + sizes.query * big_h
+    round_air = (rtt + ROUND_WAIT_S) * cap + sizes.query * big_h  # as CellMulticast._round_air
     active = member & ~drops
     r = cfg.repeats if cfg.repeats is not None else coded_repeats(
         p, blocks, int(active.sum()), sizes.coded * big_h, round_air, mean_h * sizes.missing)

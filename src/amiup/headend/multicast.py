@@ -98,15 +98,16 @@ def _session_config() -> SessionConfig:
 class MulticastConfig:
     """Repeats, waits and the cost-rule margin of one cell's multicast.
 
-    ``round_wait_s`` comes on top of the drain of what was sent and of the answers
-    expected, so it only covers latency and the meters' turnaround. Follow-up sessions
+    ``round_wait_s`` comes on top of the drain of what was sent, of the answers expected
+    and of the round trip to the deepest meter (``hop_latency_s`` each way per hop), so it
+    only covers the meters' turnaround and jitter. Follow-up sessions
     (``session``) wait 3 s plus the airtime of what they sent (the cell is quiet by then),
     doubling up to 8 retries.
     """
 
     announce_repeats: int | None = None  # None: by the cost rule (repair.announce_repeats)
     expected_loss: float = 0.0  # the head-end's estimate; sets the coded symbols up front
-    round_wait_s: float = 1.0
+    round_wait_s: float = 0.3
     max_rounds: int = 8
     margin: float = 0.0
     pilot_timeout_s: float = 10.0
@@ -164,6 +165,11 @@ class CellMulticast:
         return max(self.hops.values(), default=1)
 
     @property
+    def rtt_s(self) -> float:
+        """Round trip to the deepest meter of the cell."""
+        return 2.0 * self.cell_hops * self.config.hop_latency_s
+
+    @property
     def mean_hops(self) -> float:
         return sum(self.hops.values()) / max(1, len(self.hops))
 
@@ -209,7 +215,7 @@ class CellMulticast:
     def _wait(self, out: Out, now: float, answers: float = 0.0, answer_bytes: int = 0) -> Out:
         """Wait for ``out`` to leave, for about ``answers`` replies to come back, and a bit."""
         back = answers * (answer_bytes + FRAME_OVERHEAD) * self.mean_hops * self.drain_s_per_byte
-        self.deadline = now + self._drain(out) + back + self.config.round_wait_s
+        self.deadline = now + self._drain(out) + back + self.rtt_s + self.config.round_wait_s
         return out
 
     def receive(self, meter: str, msg: Message, now: float) -> Out:
@@ -260,7 +266,7 @@ class CellMulticast:
     def postpone(self, until: float) -> None:
         """A delivery window closed: push every wait to ``until`` plus its own length."""
         if self.deadline is not None:
-            self.deadline = until + self.config.round_wait_s
+            self.deadline = until + self.rtt_s + self.config.round_wait_s
         for s in self.sessions.values():
             if s.deadline is not None and not s.done:
                 s.deadline = until + s.config.timeout_s
@@ -324,7 +330,7 @@ class CellMulticast:
         (the airtime the cell could have carried meanwhile) plus the query to every hop."""
         capacity = 1.0 / self.drain_s_per_byte if self.drain_s_per_byte > 0 else DEFAULT_CAPACITY
         query = self._air(Query(self.transfer or 0, self.query_seq + 1))
-        return self.config.round_wait_s * capacity + query * self.cell_hops
+        return (self.rtt_s + self.config.round_wait_s) * capacity + query * self.cell_hops
 
     def _symbols(self, count: int) -> list[tuple[int, bytes]]:
         """``count`` fresh coded symbols (seq, data): never sent before in this transfer."""
@@ -463,7 +469,7 @@ class CellMulticast:
             level_1 = self._air(frame) * sum(h == 1 for h in self.hops.values()) \
                 + per_id * len(self.hops)
             self.deadline = now + self._drain(out) + waits[0] / 1000.0 \
-                + level_1 * self.drain_s_per_byte + self.config.round_wait_s
+                + level_1 * self.drain_s_per_byte + self.rtt_s + self.config.round_wait_s
             return out
         out.append((None, GetStatus(self._nonce, self.delivery.component, brief=True)))
         answer = len(encode(Running(self._nonce, self.delivery.version, "committed")))

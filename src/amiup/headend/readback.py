@@ -32,7 +32,7 @@ def level_airtime(hops: Iterable[int], frame: float, per_meter: float) -> dict[i
     return out
 
 
-MARGIN = 1.25
+MARGIN = 1.1
 """Slack on the expected airtime: frames of a level queue behind stragglers of the level below
 and behind other traffic; a wait too short makes entries late (a frame per hop each)."""
 

@@ -64,13 +64,13 @@ def proactive_repeats(loss: float, hop_sum: float, cell_hops: float, max_repeats
     return r
 
 
-def announce_repeats(loss: float, meters: int, max_repeats: int = 5, target: float = 1e-4) -> int:
+def announce_repeats(loss: float, meters: int, max_repeats: int = 5, target: float = 1e-3) -> int:
     """Multicast offers to send so that hardly any meter misses them all.
 
     A meter that misses every announce joins late, in the first NACK round, and needs the
     whole payload by unicast: on a deep meter that alone can take as long as the multicast
     did, and it decides when the last meter is confirmed. So announce until the expected
-    number of such meters, ``meters * loss**k``, is below ``target`` (one meter in ten
+    number of such meters, ``meters * loss**k``, is below ``target`` (one meter in a
     thousand cells); an offer costs about one block of airtime per repeat.
     """
     k = 1

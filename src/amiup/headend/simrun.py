@@ -113,9 +113,8 @@ class SimDelivery:
         if self.config.strategy == "multicast" and self.net.profile.multicast:
             for cell in self._pace:
                 hops = {mid: m.hops for mid, m in self.meters.items() if m.cell == cell}
-                mc = self.config.multicast
-                if self._gather:
-                    mc = dataclasses.replace(mc, gather=True, hop_latency_s=self.net.profile.hop_latency_s)
+                mc = dataclasses.replace(self.config.multicast, gather=self._gather,
+                                         hop_latency_s=self.net.profile.hop_latency_s)
                 cm = CellMulticast(hops, self.delivery, mc, self.drain_s_per_byte)
                 self.cells[cell] = cm
                 self._send(cell, cm.start(now))
