@@ -1,15 +1,18 @@
-"""The repair cost rule: multicast a block again only where that is cheaper than unicast.
+"""The repair cost rules: what to send to a cell so that every meter gets the payload for the
+least airtime.
 
-Airtime of one multicast copy of a block in a cell is ``H_cell`` transmissions (the flood
-reaches every hop depth once); a unicast copy to meter ``i`` costs ``h_i`` transmissions.
-So a block missed by the set ``S`` is repaired by multicast iff::
+Airtime of one multicast frame in a cell is ``H_cell`` transmissions (the flood reaches every
+hop depth once); a unicast frame to meter ``i`` costs ``h_i``. So a plain block missed by the
+set ``S`` is repaired by multicast iff::
 
     sum(h_i for i in S) > H_cell * (1 + margin)
 
-``margin`` (default 0) biases toward unicast, whose delivery is acknowledged per meter.
-``proactive_repeats`` applies the same rule before the first NACK round, from the loss the
-head-end expects (the ``r`` of architecture.md's multicast formula).
-"""
+``margin`` (default 0) biases toward unicast, whose delivery is acknowledged per meter. With
+erasure-coded repair (``amiup.wire.fec``) any symbol repairs any one missing block at any
+meter, so the rules count symbols instead of blocks: ``coded_repeats`` prices the symbols sent
+up front (and the margin of any batch) against one more NACK round, ``coded_round`` splits a
+round between multicast and unicast symbols, ``still_short`` says when to stop asking, and
+``announce_repeats`` how often to offer."""
 
 from __future__ import annotations
 
@@ -48,20 +51,6 @@ def multicast_blocks(
     """Sparse form: one entry per (meter, block) miss, given its block and the meter's depth."""
     hop_sum = np.bincount(block_of_miss, weights=hops_of_miss, minlength=blocks)
     return np.asarray(hop_sum > cell_hops * (1.0 + margin), dtype=bool)
-
-
-def proactive_repeats(loss: float, hop_sum: float, cell_hops: float, max_repeats: int = 4) -> int:
-    """Copies of each block to multicast up front, from the loss the head-end expects.
-
-    The same cost rule, applied before asking: while the meters expected to miss a block
-    after ``r`` copies (``loss**r`` of them, weighted by depth: ``loss**r * hop_sum``) would
-    cost more by unicast than one more multicast copy (``cell_hops``), send another copy.
-    This saves a NACK round in which nearly every meter would answer.
-    """
-    r = 1
-    while r < max_repeats and loss > 0 and loss**r * hop_sum > cell_hops:
-        r += 1
-    return r
 
 
 def announce_repeats(loss: float, meters: int, max_repeats: int = 5, target: float = 1e-3) -> int:
