@@ -28,13 +28,13 @@ from amiup.headend.readback import MARGIN as GATHER_MARGIN
 from amiup.headend.repair import announce_repeats, coded_repeats, coded_round, still_short
 from amiup.network.profiles import Profile
 from amiup.network.sizes import MessageSizes
+from amiup.wire.fec import MAX_PENDING
 from amiup.wire.messages import MAX_GATHERED
 
 Strategy = Literal["unicast", "multicast"]
 TIMEOUT_S, BACKOFF, ROUND_WAIT_S = 10.0, 2.0, 0.3  # as SessionConfig / MulticastConfig (+ RTT)
 MC_TIMEOUT_S = 3.0  # MulticastConfig.session: follow-up sessions of a cell (plus their drain)
 POLL_ROUNDS = 3  # MulticastConfig.poll_rounds: named read-backs before unicast sessions
-FEC_PENDING = 64  # coded symbols a meter holds at most (MeterEndpoint's decoder bound)
 FArr = npt.NDArray[np.float64]
 IArr = npt.NDArray[np.int64]
 BArr = npt.NDArray[np.bool_]
@@ -361,7 +361,7 @@ def _multicast_cell(
         p, blocks, int(active.sum()), sizes.coded * big_h, round_air, mean_h * sizes.missing)
     spend(blocks * sizes.block * big_h + r * sizes.coded * big_h)
     lost = rng.binomial(blocks, p, size=n) if p else np.zeros(n, dtype=np.int64)
-    need = np.maximum(0, lost + _deficit(rng, n) - np.minimum(rng.binomial(r, 1.0 - p, size=n), FEC_PENDING))
+    need = np.maximum(0, lost + _deficit(rng, n) - np.minimum(rng.binomial(r, 1.0 - p, size=n), MAX_PENDING))
     need = np.where(lost > 0, need, 0)
     # droppers hold the blocks before their drop point (minus losses): only counts matter
     cut = rng.integers(0, blocks + 1, size=n)
@@ -387,7 +387,7 @@ def _multicast_cell(
             break
         # coded repair: c symbols by multicast for the many; plain blocks (or symbols) by
         # unicast for the few and for meters missing more than they can decode
-        codable = nack & (need <= FEC_PENDING)
+        codable = nack & (need <= MAX_PENDING)
         idx = np.flatnonzero(codable)
         c, uni = coded_round(need[idx], h[idx], big_h, p, sym_round, sym_answer)
         spend(c * sizes.coded * big_h)

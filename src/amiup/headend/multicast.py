@@ -11,7 +11,7 @@ Steps, each bounded in time and count:
    ``repair.coded_repeats``: about ``loss x K`` plus a margin priced against one more
    round), then a ``query``. Any symbol repairs any one missing block of any meter.
 4. *NACK rounds*: meters still short answer ``missing`` (bitmap, and ``have``: symbols held;
-   ``need`` = what they still lack). Meters missing at most ``FEC_PENDING`` blocks (what a
+   ``need`` = what they still lack). Meters missing at most ``fec.MAX_PENDING`` blocks (what a
    meter's decoder holds) are served by ``repair.coded_round``: ``c`` fresh symbols by
    multicast, and unicast symbols (need plus a margin) to the few it flags. Meters missing
    more, and late joiners (a meter that never heard the offer answers ``reject(not-found)``
@@ -42,7 +42,6 @@ from typing import Literal
 
 import numpy as np
 
-from amiup.headend.fleetmodel import FEC_PENDING
 from amiup.headend.readback import gather_waits
 from amiup.headend.repair import (
     announce_repeats,
@@ -73,7 +72,7 @@ from amiup.wire import (
     decode_bitmap,
     encode,
 )
-from amiup.wire.fec import Encoder
+from amiup.wire.fec import MAX_PENDING, Encoder
 from amiup.wire.messages import MAX_GATHERED
 
 Dest = str | None  # a meter id, or None for the whole cell (multicast)
@@ -382,8 +381,8 @@ class CellMulticast:
         if not nacks or self.rounds > self.config.max_rounds:
             return self._verify(now)
         out: Out = []
-        codable = sorted(m for m, (miss, need) in nacks.items() if len(miss) <= FEC_PENDING and need > 0)
-        plain = sorted(m for m, (miss, _need) in nacks.items() if len(miss) > FEC_PENDING)
+        codable = sorted(m for m, (miss, need) in nacks.items() if len(miss) <= MAX_PENDING and need > 0)
+        plain = sorted(m for m, (miss, _need) in nacks.items() if len(miss) > MAX_PENDING)
         repair, settled = self._coded_repair(codable, {m: nacks[m][1] for m in codable})
         out += repair + self._plain_repair(plain, {m: nacks[m] for m in plain})
         if not out or (settled and not plain):  # nothing more is likely missing: verify

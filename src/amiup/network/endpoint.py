@@ -40,11 +40,7 @@ from amiup.wire import (
     Verify,
 )
 from amiup.wire.bitmap import decode_bitmap
-from amiup.wire.fec import Decoder
-
-FEC_PENDING = 64
-"""Coded symbols a meter holds per transfer at most (RAM: this many block sizes, 256 KiB at
-4 KiB blocks); the head-end's fleet model assumes the same bound."""
+from amiup.wire.fec import MAX_PENDING, Decoder
 
 
 def _wire_component(name: str, c: MeterComponent, full: bool) -> ComponentStatus:
@@ -67,7 +63,7 @@ def _wire_component(name: str, c: MeterComponent, full: bool) -> ComponentStatus
 class MeterEndpoint:
     """One meter as the network sees it: wire messages in, wire messages out."""
 
-    def __init__(self, meter: Meter, *, max_pending: int = FEC_PENDING) -> None:
+    def __init__(self, meter: Meter, *, max_pending: int = MAX_PENDING) -> None:
         self.meter = meter
         self.max_pending = max_pending
         self._transfers: dict[int, tuple[str, int]] = {}  # transfer -> (component, blocks)

@@ -37,6 +37,10 @@ DOMAIN = b"amiup-fec-v1"
 
 POLY = 0x11D
 MAX_SEQ = 2**32 - 1
+MAX_PENDING = 64
+"""Coded symbols a meter's decoder holds per transfer at most (RAM: this many block sizes,
+64 KiB at 1 KiB blocks). The head-end and the fleet model serve meters missing more blocks
+with plain blocks."""
 MAX_TRANSFER = 2**64 - 1
 
 U8 = npt.NDArray[np.uint8]
@@ -169,7 +173,7 @@ class Decoder:
     """
 
     def __init__(self, transfer: int, k: int, block_size: int, missing: Iterable[int],
-                 max_pending: int = 64) -> None:
+                 max_pending: int = MAX_PENDING) -> None:
         transfer = _check_int("transfer", transfer, 0, MAX_TRANSFER, "invalid-argument")
         _check_shape(k, block_size)
         k, block_size = int(k), int(block_size)
