@@ -73,6 +73,16 @@ def _protected_kid(prot: bytes, code: str) -> str:
     return kid.hex()
 
 
+def _no_unprotected(header: object, code: str) -> None:
+    """amiup signs every header it uses: an unprotected header must be the empty map.
+
+    Anything there is outside every signature, so it is refused rather than ignored: a
+    changed byte of a package or order then never verifies, whichever byte it is.
+    """
+    if not (isinstance(header, dict) and not header):
+        raise error(code, "unprotected COSE header is not empty")
+
+
 def decode_multi(data: bytes, *, content_type: str, code: str = "malformed-package",
                  max_signatures: int = 8) -> SignedDoc:
     """Parse a COSE_Sign structure (nothing verified yet)."""
@@ -81,8 +91,9 @@ def decode_multi(data: bytes, *, content_type: str, code: str = "malformed-packa
         raise error(code, "not a COSE_Sign structure")
     v = obj.value
     if not (isinstance(v, list) and len(v) == 4 and isinstance(v[0], bytes)
-            and isinstance(v[1], dict) and isinstance(v[2], bytes) and isinstance(v[3], list)):
+            and isinstance(v[2], bytes) and isinstance(v[3], list)):
         raise error(code, "COSE_Sign has the wrong shape")
+    _no_unprotected(v[1], code)
     body_hdr = loads(v[0], what="body header", code=code)
     if not isinstance(body_hdr, dict) or body_hdr.get(H_CTY) != content_type:
         raise error(code, f"content type is not {content_type!r}")
@@ -93,6 +104,7 @@ def decode_multi(data: bytes, *, content_type: str, code: str = "malformed-packa
         if not (isinstance(s, list) and len(s) == 3 and isinstance(s[0], bytes)
                 and isinstance(s[2], bytes)):
             raise error(code, "COSE_Signature has the wrong shape")
+        _no_unprotected(s[1], code)
         sigs.append(Signature(_protected_kid(s[0], code), s[0], s[2]))
     return SignedDoc(v[0], v[2], tuple(sigs))
 
@@ -133,6 +145,7 @@ def decode_single(data: bytes, *, content_type: str, code: str) -> Signed1:
     if not (isinstance(v, list) and len(v) == 4 and isinstance(v[0], bytes)
             and isinstance(v[2], bytes) and isinstance(v[3], bytes)):
         raise error(code, "COSE_Sign1 has the wrong shape")
+    _no_unprotected(v[1], code)
     hdr = loads(v[0], what="protected header", code=code)
     if not isinstance(hdr, dict) or hdr.get(H_CTY) != content_type:
         raise error(code, f"content type is not {content_type!r}")
