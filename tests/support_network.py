@@ -43,13 +43,15 @@ def make_kit(image_size: int = 16384) -> Kit:
     return Kit(vendor, utility, anchors, image_size)
 
 
-def make_meters(kit: Kit, n: int, *, prefix: str = "m",
-                groups: tuple[str, ...] = ("g1",)) -> list[MeterEndpoint]:
-    """``n`` factory-fresh meters (``ami_app`` 1.0.0), booted at T0."""
+def make_meters(kit: Kit, n: int, *, prefix: str = "m", groups: tuple[str, ...] = ("g1",),
+                serials: tuple[str, ...] = ()) -> list[MeterEndpoint]:
+    """``n`` factory-fresh meters (``ami_app`` 1.0.0), booted at T0; ``serials`` name the
+    first ones (the rest are ``prefix`` + number)."""
     out = []
     for i in range(n):
         storage = MemoryStorage()
-        provision(storage, serial=f"{prefix}{i:04d}", vendor=VENDOR, model=MODEL, hw_rev=HW,
+        serial = serials[i] if i < len(serials) else f"{prefix}{i:04d}"
+        provision(storage, serial=serial, vendor=VENDOR, model=MODEL, hw_rev=HW,
                   anchors=kit.anchors, groups=groups, image_size=kit.image_size, now=T0)
         meter = Meter(storage)
         meter.boot(T0)

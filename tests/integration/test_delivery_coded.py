@@ -9,6 +9,7 @@ from amiup.headend.simrun import RunConfig
 from amiup.network.endpoint import MeterEndpoint
 from amiup.network.sim import Impairments
 from amiup.wire import Block, Coded, GetStatus, Message, Query, Running, Verify, decode, encode
+from amiup.wire.brief import short_id, state_code
 from reqmark import req
 from support_network import COMPONENT, T0, make_delivery, make_kit, make_meters, make_sim
 
@@ -151,11 +152,13 @@ def test_running_answer_with_another_nonce_or_version_does_not_confirm() -> None
     assert cm.sessions[eps[1].meter_id].confirmed_at is not None
     cm2 = CellMulticast({e.meter_id: 1 for e in eps}, delivery)
     cm2._nonces, cm2.phase = {b"abcd"}, "verify"
-    cm2.receive(eps[0].meter_id, Running(b"abce", delivery.version, "committed"), T0)
-    cm2.receive(eps[0].meter_id, Running(b"abcd", "0.9.0", "committed"), T0)
-    cm2.receive(eps[0].meter_id, Running(b"abcd", delivery.version, "trial"), T0)
+    committed, trial = state_code("committed"), state_code("trial")
+    cm2.receive(eps[0].meter_id, Running(b"abce", delivery.version, committed), T0)
+    cm2.receive(eps[0].meter_id, Running(b"abcd", "0.9.0", committed), T0)
+    cm2.receive(eps[0].meter_id, Running(b"abcd", delivery.version, trial), T0)
+    cm2.receive(eps[0].meter_id, Running(b"abcd", delivery.version, 99), T0)  # a newer peer's state
     assert cm2.confirmed == {}
-    cm2.receive(eps[0].meter_id, Running(b"abcd", delivery.version, "committed"), T0)
+    cm2.receive(eps[0].meter_id, Running(b"abcd", delivery.version, committed), T0)
     assert list(cm2.confirmed) == [eps[0].meter_id]
 
 
@@ -201,13 +204,14 @@ def test_a_meter_that_missed_the_readback_is_confirmed_by_a_named_poll() -> None
     def drop(meter: str, msg: Message) -> bool:
         if isinstance(msg, GetStatus) and meter == late:
             seen.append(msg)
-            return len(seen) == 1  # the cell-wide read-back only
+            return msg.nonce == seen[0].nonce  # both copies of the cell-wide read-back
         return False
 
     sent: list[tuple[str | None, Message]] = []
     _cell(eps, cm, drop, sent)
     assert sorted(cm.confirmed) == sorted(e.meter_id for e in eps) and cm.sessions == {}
-    assert cm.polls == 1 and seen[1].meters == (late,) and seen[1].nonce != seen[0].nonce
+    assert len(seen) == 3 and seen[1] == seen[0]  # the cell's read-back went out twice
+    assert cm.polls == 1 and seen[2].meters == short_id(late) and seen[2].nonce != seen[0].nonce
 
 
 @req("AMI-4", "UMS-8")
@@ -230,3 +234,76 @@ def test_gathered_readback_on_the_mesh_confirms_every_meter_for_less_airtime() -
             assert net.gather_stats.late < 6  # the head-end's per-depth waits were long enough
             assert all(not cm.sessions for cm in run.cells.values())  # no unicast session needed
     assert airtime["gathered"] < airtime["direct"]
+
+
+@req("AMI-4", "SM-2", "UMS-8")
+def test_a_meter_short_at_verify_is_repaired_in_the_poll_round_without_a_session() -> None:
+    """The victim loses three blocks and every NACK query, so the head-end goes to verify
+    thinking the cell whole: the victim answers the verify with what it lacks, gets coded
+    symbols in the first poll round, and is verified and confirmed by that poll."""
+    kit = make_kit()
+    eps = make_meters(kit, 5)
+    delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+    victim = eps[2].meter_id
+
+    def drop(meter: str, msg: Message) -> bool:
+        lost = isinstance(msg, Block) and msg.index in (3, 9, 20)
+        return meter == victim and (isinstance(msg, Query) or lost)
+
+    cm = CellMulticast({e.meter_id: 1 + i % 3 for i, e in enumerate(eps)}, delivery,
+                       MulticastConfig(expected_loss=0.0))
+    sent: list[tuple[str | None, Message]] = []
+    _cell(eps, cm, drop, sent)
+    assert sorted(cm.confirmed) == sorted(e.meter_id for e in eps) and cm.sessions == {}
+    assert cm.polls == 1 and all(ep.meter.slot_image(COMPONENT) == image for ep in eps)
+    first_verify = next(i for i, (d, m) in enumerate(sent) if isinstance(m, Verify))
+    repair = [m for d, m in sent[first_verify:] if isinstance(m, Coded)]
+    assert 3 <= len(repair) <= 6 and cm.unicast_blocks == 0  # its need plus a margin, coded
+    poll = next(m for d, m in sent[first_verify:] if isinstance(m, GetStatus) and m.meters)
+    assert poll.meters == short_id(victim)
+
+
+def test_a_meter_too_short_to_repair_in_a_poll_gets_a_session() -> None:
+    """Short by more than ``poll_repair_max`` symbols: a unicast session resumes it."""
+    kit = make_kit()
+    eps = make_meters(kit, 3)
+    delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+    victim = eps[0].meter_id
+
+    def drop(meter: str, msg: Message) -> bool:
+        return meter == victim and cm.phase == "rounds" and (
+            isinstance(msg, Query) or (isinstance(msg, Block) and msg.index < 12))
+
+    cm = CellMulticast({e.meter_id: 2 for e in eps}, delivery,
+                       MulticastConfig(expected_loss=0.0, poll_repair_max=8))
+    _cell(eps, cm, drop, [])
+    assert sorted(cm.confirmed) == sorted(e.meter_id for e in eps if e.meter_id != victim)
+    assert list(cm.sessions) == [victim] and cm.sessions[victim].confirmed_at is not None
+    assert all(ep.meter.slot_image(COMPONENT) == image for ep in eps)
+
+
+@req("AMI-4", "UMS-8")
+def test_two_meters_sharing_a_short_id_are_confirmed_by_name_never_by_each_other() -> None:
+    """Their gathered answers cannot be told apart, so the collector drops them; the named
+    poll (answered straight from each meter) confirms both."""
+    seen: dict[bytes, str] = {}
+    i = 0
+    while True:  # a birthday search over 4-byte short ids: ~80k hashes
+        m = f"meter-{i:07d}"
+        if short_id(m) in seen:
+            pair = (seen[short_id(m)], m)
+            break
+        seen[short_id(m)] = m
+        i += 1
+    kit = make_kit()
+    eps = make_meters(kit, 12, serials=pair)
+    delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+    _, net, run = make_sim(eps, delivery, config=RunConfig(strategy="multicast", gather=True))
+    run.start()
+    cm = run.cells["c0"]
+    run.run(T0 + DAY)
+    assert sorted(run.confirmed) == sorted(e.meter_id for e in eps)
+    assert all(ep.meter.slot_image(COMPONENT) == image for ep in eps)
+    # both dropped (one entry, or two: relays merge a short id seen twice into one)
+    assert net.gather_stats.unresolved >= 1 and net.gather_stats.answers == 10
+    assert cm.polls >= 1 and not cm.sessions

@@ -22,9 +22,11 @@ from amiup.wire import (
     Running,
     Status,
     Verified,
+    Verify,
     decode_bitmap,
     encode,
 )
+from amiup.wire.brief import names, state_code
 from reqmark import req
 from support_coded import BS, IMAGE, Rig
 from support_network import COMPONENT
@@ -197,13 +199,15 @@ def test_brief_status_answers_running_version_and_state() -> None:
     rig = Rig()
     ask = GetStatus(b"\x00\x2a", COMPONENT, brief=True)
     [ans] = rig.send(ask)  # multicast read-back: every meter answers, briefly
-    assert ans == Running(b"\x00\x2a", "1.0.0", "receiving")
+    assert ans == Running(b"\x00\x2a", "1.0.0", state_code("receiving"))
+    assert rig.send(ask) == []  # a repeated copy of the same cell read-back: answered once
     [long] = rig.send(GetStatus(b"\x00\x2a", COMPONENT), multicast=False)
     assert isinstance(long, Status)
     assert len(encode(ans)) < len(encode(long))
     rig.blocks_except(set())
     assert isinstance(rig.verify(), Verified)
-    assert rig.send(ask) == [Running(b"\x00\x2a", "1.1.0", "committed")]
+    ask = GetStatus(b"\x00\x2b", COMPONENT, brief=True)
+    assert rig.send(ask) == [Running(b"\x00\x2b", "1.1.0", state_code("committed"))]
     [rej] = rig.send(GetStatus(b"\x01", "toaster", brief=True), multicast=False)
     assert isinstance(rej, Reject) and rej.code == "invalid-argument"
 
@@ -212,6 +216,25 @@ def test_brief_status_answers_running_version_and_state() -> None:
 def test_a_named_poll_is_answered_only_by_the_meters_it_names() -> None:
     rig = Rig()
     me = rig.ep.meter_id
-    assert rig.send(GetStatus(b"\x07", COMPONENT, brief=True, meters=("someone-else",))) == []
-    [ans] = rig.send(GetStatus(b"\x07", COMPONENT, brief=True, meters=("someone-else", me)))
-    assert ans == Running(b"\x07", "1.0.0", "receiving")
+    assert rig.send(GetStatus(b"\x07", COMPONENT, brief=True, meters=names(["someone-else"]))) == []
+    [ans] = rig.send(GetStatus(b"\x07", COMPONENT, brief=True, meters=names(["someone-else", me])))
+    assert ans == Running(b"\x07", "1.0.0", state_code("receiving"))
+
+
+@req("AMI-4", "SM-2")
+def test_a_cell_verify_to_a_short_meter_is_answered_with_what_it_lacks() -> None:
+    """Multicast verify before the image is whole: ``missing`` with the held symbols
+    counted (the head-end repairs it in its next poll); unicast keeps ``failed``."""
+    rig = Rig()
+    rig.blocks_except({1, 4, 6})
+    assert rig.send(rig.symbol(0)) == []  # one symbol held towards the three gaps
+    [ans] = rig.send(Verify(rig.tid, COMPONENT))  # the cell's verify
+    assert isinstance(ans, Missing) and ans.seq == 0 and (ans.have, ans.need) == (1, 2)
+    assert decode_bitmap(ans.bitmap, rig.n) == [1, 4, 6]
+    [fail] = rig.send(Verify(rig.tid, COMPONENT), multicast=False)
+    assert isinstance(fail, Failed) and fail.code == "transfer-incomplete"
+    assert rig.state() == "receiving"  # nothing was built or lost
+    rig.send(rig.symbol(1))
+    rig.send(rig.symbol(2))
+    assert rig.send(Verify(rig.tid, COMPONENT)) == []  # whole now: verified, silently
+    assert rig.ep.meter.slot_image(COMPONENT) == rig.image

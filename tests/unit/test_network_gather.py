@@ -12,6 +12,7 @@ from amiup.network.profiles import PROFILES
 from amiup.network.sim import Impairments, SimNetwork
 from amiup.network.sizes import frame_bytes
 from amiup.wire import DEFAULT_LIMITS, Gathered, GatherGroup, Running, decode, encode
+from amiup.wire.brief import roster, short_id, state_code
 from amiup.wire.messages import MAX_GATHERED
 from reqmark import req
 
@@ -20,40 +21,70 @@ RF = PROFILES["rf-mesh"]
 
 
 def _ans(version: str = "1.2.4", state: str = "committed", nonce: bytes = NONCE) -> Running:
-    return Running(nonce, version, state)
+    return Running(nonce, version, state_code(state))
+
+
+def _ids(*meters: str) -> dict[bytes, str | None]:
+    """A collector's roster of ``meters``."""
+    return roster(meters)
+
+
+def _collision() -> tuple[str, str]:
+    """Two meter ids with the same 4-byte short id (a birthday search: ~80k hashes)."""
+    seen: dict[bytes, str] = {}
+    i = 0
+    while True:
+        m = f"meter-{i:07d}"
+        s = short_id(m)
+        if s in seen:
+            return seen[s], m
+        seen[s] = m
+        i += 1
 
 
 # ---------------------------------------------------------------- merge / split
 @req("AMI-4", "UMS-8")
 def test_merge_split_round_trip_groups_by_version_and_state() -> None:
-    answers = [(f"m{i:03d}", _ans() if i % 3 else _ans("1.2.3", "failed")) for i in range(30)]
-    frames = merge(answers)
+    meters = [f"m{i:03d}" for i in range(30)]
+    answers = [(m, _ans() if i % 3 else _ans("1.2.3", "failed")) for i, m in enumerate(meters)]
+    frames = merge((short_id(m), a) for m, a in answers)
     assert len(frames) == 1 and len(frames[0].groups) == 2  # one frame, one group per outcome
-    back = [a for f in frames for a in split(decode(encode(f)))]  # type: ignore[arg-type]
+    back = [a for f in frames for a in split(decode(encode(f)), _ids(*meters))]  # type: ignore[arg-type]
     assert sorted(back, key=lambda a: a[0]) == sorted(answers, key=lambda a: a[0])
+    assert sorted(split(frames[0], _ids(*meters[:10]))) == sorted(answers[:10])  # others: unknown
 
 
 @req("AMI-4", "UMS-8")
 def test_merge_caps_frames_at_512_meters_and_at_the_message_size() -> None:
-    answers = [(f"m{i:05d}", _ans()) for i in range(1300)]
+    meters = [f"m{i:05d}" for i in range(1300)]
+    answers = [(short_id(m), _ans() if i % 2 else _ans("1.2.3", "failed")) for i, m in enumerate(meters)]
     frames = merge(answers)
-    assert [sum(len(g.meters) for g in f.groups) for f in frames] == [512, 512, 276]
+    assert [sum(g.count for g in f.groups) for f in frames] == [512, 512, 276]
     assert MAX_GATHERED == 512
-    long_ids = [("x" * 60 + f"{i:04d}", _ans()) for i in range(600)]  # 64-char ids
-    frames = merge(long_ids)
-    assert len(frames) > 2  # 512 long ids would not fit in one message
-    for f in frames:
+    for f in frames:  # 512 short ids, in two groups, fit well inside one message
         data = encode(f)
-        assert len(data) <= DEFAULT_LIMITS.max_message and decode(data) == f
-    assert {m for f in frames for m, _ in split(f)} == {m for m, _ in long_ids}
+        assert len(data) <= DEFAULT_LIMITS.max_message // 4 and decode(data) == f
+    assert {m for f in frames for m, _ in split(f, _ids(*meters))} == set(meters)
     with pytest.raises(AmiupError):
         merge(answers, cap=MAX_GATHERED + 1)
 
 
+@req("AMI-4", "UMS-8")
+def test_two_meters_sharing_a_short_id_are_dropped_not_confused() -> None:
+    a, b = _collision()
+    assert short_id(a) == short_id(b) and a != b
+    cell = _ids(a, b, "m-1")
+    assert cell[short_id(a)] is None  # ambiguous in this cell
+    (frame,) = merge([(short_id(a), _ans()), (short_id("m-1"), _ans())])
+    assert split(frame, cell) == [("m-1", _ans())]  # never credited to the wrong meter
+    assert split(frame, _ids(a, "m-1")) == [(a, _ans()), ("m-1", _ans())]  # alone: resolved
+
+
 def test_merge_keeps_one_answer_per_meter_and_nonce() -> None:
     other = b"\x09"
-    frames = merge([("a", _ans()), ("a", _ans("9.9.9")), ("a", _ans(nonce=other)), ("b", _ans())])
-    got = sorted((f.nonce, m, r.running) for f in frames for m, r in split(f))
+    a, b = short_id("a"), short_id("b")
+    frames = merge([(a, _ans()), (a, _ans("9.9.9")), (a, _ans(nonce=other)), (b, _ans())])
+    got = sorted((f.nonce, m, r.running) for f in frames for m, r in split(f, _ids("a", "b")))
     assert got == sorted([(other, "a", "1.2.4"), (NONCE, "a", "1.2.4"), (NONCE, "b", "1.2.4")])
 
 
@@ -69,7 +100,7 @@ def test_deeper_node_flushes_first_and_parent_merges_it() -> None:
     assert kid.flush(1.5) == []  # never twice
     assert parent.child(up[0], 1.1) == []  # merged, not forwarded
     (frame,) = parent.flush(2.0)
-    assert sorted(m for m, _ in split(frame)) == ["k", "p"]
+    assert sorted(m for m, _ in split(frame, _ids("k", "p"))) == ["k", "p"]
 
 
 @req("AMI-4", "UMS-8")
@@ -77,7 +108,7 @@ def test_late_child_entries_are_forwarded_at_once_not_lost() -> None:
     node = GatherNode("p", 1, 3)
     node.own(_ans(), 0.0, 0.5)
     node.flush(1.0)
-    late = Gathered(NONCE, merge([("k1", _ans()), ("k2", _ans())])[0].groups)
+    late = Gathered(NONCE, merge([(short_id("k1"), _ans()), (short_id("k2"), _ans())])[0].groups)
     assert node.child(late, 1.2) == [late] and node.forwarded == 1
     stranger = Gathered(b"\x07", late.groups)  # another read-back: not mixed in, passed on
     assert node.child(stranger, 1.3) == [stranger]
@@ -88,20 +119,21 @@ def test_a_node_buffer_is_bounded_and_the_overflow_goes_up_at_once() -> None:
     node.own(_ans(), 0.0, 1.0)
     sent = []
     for k in range(9):  # 9 x 512 child entries against a buffer of 8 x 512
-        frame = merge([(f"k{k}-{i}", _ans()) for i in range(512)])[0]
+        frame = merge([(short_id(f"k{k}-{i}"), _ans()) for i in range(512)])[0]
         sent += node.child(frame, 0.1)
     # the buffer is full (its own answer took one slot): 512 + 1 child entries went up at once
-    assert node.buffered == MAX_BUFFERED and sum(len(split(f)) for f in sent) == 512 + 1
-    assert sum(len(split(f)) for f in node.flush(2.0)) == MAX_BUFFERED
+    assert node.buffered == MAX_BUFFERED and sum(len(f.answers()) for f in sent) == 512 + 1
+    assert sum(len(f.answers()) for f in node.flush(2.0)) == MAX_BUFFERED
 
 
 def test_new_nonce_discards_stale_buffer_and_known_children_flush_early() -> None:
-    node = GatherNode("p", 1, 4, children=frozenset({"k"}))
+    k, j = short_id("k"), short_id("j")
+    node = GatherNode("p", 1, 4, children=frozenset({k}))
     node.own(_ans(nonce=b"\x01"), 0.0, 1.0)
-    assert node.child(merge([("k", _ans(nonce=b"\x01"))])[0], 0.1) != []  # all children in
-    node = GatherNode("p", 1, 4, children=frozenset({"k", "j"}))
+    assert node.child(merge([(k, _ans(nonce=b"\x01"))])[0], 0.1) != []  # all children in
+    node = GatherNode("p", 1, 4, children=frozenset({k, j}))
     node.own(_ans(nonce=b"\x01"), 0.0, 1.0)
-    assert node.child(merge([("k", _ans(nonce=b"\x01"))])[0], 0.1) == []  # "j" still out
+    assert node.child(merge([(k, _ans(nonce=b"\x01"))])[0], 0.1) == []  # "j" still out
     node.own(_ans(nonce=b"\x02"), 0.5, 3.0)  # a new read-back
     assert node.discarded == 2 and node.buffered == 1 and node.flush_at == 3.5
     leaf = GatherNode("l", 2, 4, children=frozenset())
@@ -127,9 +159,9 @@ def _answer_of(mid: str) -> Running:
 
 def _waits(net: SimNetwork) -> tuple[float, ...]:
     """The head-end's per-depth waits for this cell (amiup.headend.readback), in seconds."""
-    one = Gathered(NONCE, (GatherGroup("1.2.4", "committed", ("m00000",)),))
+    one = Gathered(NONCE, (GatherGroup("1.2.4", 8, short_id("m00000")),))
     hops = net.cells["c0"].hops.values()
-    ms = gather_waits(hops, frame_bytes(len(encode(one)), RF), 7, 8.0 / RF.c_eff_bps, RF.hop_latency_s)
+    ms = gather_waits(hops, frame_bytes(len(encode(one)), RF), 4, 8.0 / RF.c_eff_bps, RF.hop_latency_s)
     return tuple(w / 1000.0 for w in ms)
 
 
@@ -184,8 +216,8 @@ def test_every_meter_answers_once_through_the_tree_and_airtime_drops() -> None:
     ratio = direct_net.cells["c0"].airtime["upgrade"] / gathered
     print(f"read-back of 200 meters, rf-mesh, depths 1..6: direct / gathered airtime = {ratio:.2f}")
     assert ratio > 2.5
-    one = Gathered(NONCE, (GatherGroup("1.2.4", "committed", ("m00000",)),))
-    planned = sum(level_airtime(net.cells["c0"].hops.values(), frame_bytes(len(encode(one)), RF), 7).values())
+    one = Gathered(NONCE, (GatherGroup("1.2.4", 8, short_id("m00000")),))
+    planned = sum(level_airtime(net.cells["c0"].hops.values(), frame_bytes(len(encode(one)), RF), 4).values())
     assert planned == pytest.approx(gathered, rel=0.1)  # the head-end's plan (10% failed: 2 groups)
 
 

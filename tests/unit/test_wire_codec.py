@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amiup.errors import AmiupError
+from amiup.meter.agent import STATES as AGENT_STATES
 from amiup.wire import (
     Accept,
     Activate,
@@ -37,6 +38,8 @@ from amiup.wire import (
     encode,
     encode_bitmap,
 )
+from amiup.wire.brief import STATES as BRIEF_STATES
+from amiup.wire.brief import names, roster, short_id, state_code, state_name, unpack
 from reqmark import req
 
 SAMPLES: list[Message] = [
@@ -60,34 +63,36 @@ SAMPLES: list[Message] = [
     GetStatus(b"\x01\x02\x03\x04", "ami_app", brief=True),
     Missing(9, 10, encode_bitmap([2, 7], 10), 4, 1),
     Coded(9, 0, b"\x00" * 16),
-    Running(b"\x01\x02\x03\x04", "1.1.0", "committed"),
+    Running(b"\x01\x02\x03\x04", "1.1.0", 8),
     GetStatus(b"\x01\x02\x03\x04", "ami_app", brief=True, gather_ms=(9000, 6000, 3000, 0)),
-    GetStatus(b"\x01\x02", "ami_app", brief=True, meters=("m-7", "m-9")),
-    Gathered(b"\x01\x02\x03\x04", (GatherGroup("1.1.0", "committed", ("m-1", "m-2")),
-                                      GatherGroup("1.0.0", "reverted", ("m-3",)))),
+    GetStatus(b"\x01\x02", "ami_app", brief=True, meters=names(["m-7", "m-9"])),
+    Gathered(b"\x01\x02\x03\x04", (GatherGroup("1.1.0", 8, names(["m-1", "m-2"])),
+                                      GatherGroup("1.0.0", 9, names(["m-3"])))),
 ]
 
 
 @req("SEC-2")
 def test_literal_bytes_of_query_block_and_activate() -> None:
-    # [2, 7, transfer 1, seq 0, crc32(h'8402070100') = 0x34190e00]
-    assert encode(Query(1)) == bytes.fromhex("85020701001a34190e00")
-    # [2, 12, 1, "ami_app", null, crc32(...)]
-    assert encode(Activate(1, "ami_app")) == bytes.fromhex("86020c0167616d695f617070f61a4cc206ec")
-    # [2, 6, transfer 7, index 3, h'616263', crc32(h'850206070343616263')]
-    assert encode(Block(7, 3, b"abc")) == bytes.fromhex("8602060703436162631af25f4682")
-    assert decode(bytes.fromhex("8602060703436162631af25f4682")) == Block(7, 3, b"abc")
-    assert zlib.crc32(bytes.fromhex("8402070100")) == 0x34190E00
-    # [2, 17, h'01020304', "1.2.4", "committed", crc]: the 29-byte cell read-back answer
-    running = bytes.fromhex("860211440102030465312e322e3469636f6d6d69747465641a6b741153")
-    assert encode(Running(b"\x01\x02\x03\x04", "1.2.4", "committed")) == running
-    assert len(running) == 29
+    # [3, 7, transfer 1, seq 0, crc32(h'8403070100') = 0x8ca56965]
+    assert encode(Query(1)) == bytes.fromhex("85030701001a8ca56965")
+    # [3, 12, 1, "ami_app", null, crc32(...)]
+    assert encode(Activate(1, "ami_app")) == bytes.fromhex("86030c0167616d695f617070f61ad7674a83")
+    # [3, 6, transfer 7, index 3, h'616263', crc32(h'850306070343616263')]
+    assert encode(Block(7, 3, b"abc")) == bytes.fromhex("8603060703436162631a3ef5461c")
+    assert decode(bytes.fromhex("8603060703436162631a3ef5461c")) == Block(7, 3, b"abc")
+    assert zlib.crc32(bytes.fromhex("8403070100")) == 0x8CA56965
+    # [3, 17, h'01020304', "1.2.4", 8 (committed), crc]: the 20-byte cell read-back answer
+    running = bytes.fromhex("860311440102030465312e322e34081a41a3a034")
+    assert encode(Running(b"\x01\x02\x03\x04", "1.2.4", state_code("committed"))) == running
+    assert len(running) == 20
 
 
-def test_a_version_1_message_is_refused() -> None:
-    body = bytes.fromhex("8401070100")  # [1, 7, 1, 0]: the encoding before coded repair
-    old = bytes.fromhex("85010701001a") + zlib.crc32(body).to_bytes(4, "big")
-    with pytest.raises(AmiupError, match="unsupported wire version 1"):
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_version_message_is_refused(version: int) -> None:
+    # 1: before coded repair; 2: read-back answers with meter ids and state names
+    body = bytes([0x84, version, 0x07, 0x01, 0x00])  # [version, 7, 1, 0]
+    old = bytes([0x85, version, 0x07, 0x01, 0x00, 0x1A]) + zlib.crc32(body).to_bytes(4, "big")
+    with pytest.raises(AmiupError, match=f"unsupported wire version {version}"):
         decode(old)
 
 
@@ -104,15 +109,34 @@ def test_missing_need_counts_held_symbols() -> None:
 
 
 def test_gathered_answers_split_back_per_meter() -> None:
-    g = Gathered(b"n", (GatherGroup("1.1.0", "committed", ("m-1", "m-2")),
-                        GatherGroup("1.0.0", "reverted", ("m-3",))))
-    assert [(m, r.running, r.state) for m, r in g.answers()] == [
-        ("m-1", "1.1.0", "committed"), ("m-2", "1.1.0", "committed"), ("m-3", "1.0.0", "reverted")]
-    for bad in ((), (GatherGroup("1.1.0", "committed", tuple(f"m-{i}" for i in range(300))),) * 2):
+    g = Gathered(b"n", (GatherGroup("1.1.0", 8, names(["m-1", "m-2"])),
+                        GatherGroup("1.0.0", 9, names(["m-3"]))))
+    assert [(m, r.running, state_name(r.state)) for m, r in g.answers()] == [
+        (short_id("m-1"), "1.1.0", "committed"), (short_id("m-2"), "1.1.0", "committed"),
+        (short_id("m-3"), "1.0.0", "reverted")]
+    for bad in ((), (GatherGroup("1.1.0", 8, names(f"m-{i}" for i in range(300))),) * 2):
         with pytest.raises(AmiupError):
             Gathered(b"n", bad)
+    for ids in (b"", b"\x01\x02\x03", bytes(4 * 513)):  # empty, not whole ids, over the cap
+        with pytest.raises(AmiupError):
+            GatherGroup("1.1.0", 8, ids)
     with pytest.raises(AmiupError):
-        GatherGroup("1.1.0", "committed", ())
+        GetStatus(b"n", "ami_app", brief=True, meters=b"\x01\x02")
+    with pytest.raises(AmiupError):
+        Running(b"n", "1.1.0", 256)
+
+
+def test_short_ids_and_state_codes() -> None:
+    assert short_id("meter-000001") == short_id("meter-000001") != short_id("meter-000002")
+    assert len(short_id("m")) == 4 and unpack(names(["a", "b"])) == [short_id("a"), short_id("b")]
+    assert [state_name(state_code(s)) for s in AGENT_STATES] == list(AGENT_STATES)
+    assert BRIEF_STATES == AGENT_STATES  # the wire codes are the agent's states, in order
+    assert state_name(200) == "unknown-200"
+    with pytest.raises(AmiupError):
+        state_code("dancing")
+    with pytest.raises(AmiupError):
+        unpack(b"\x00" * 5)
+    assert roster(["m-1", "m-2", "m-1"]) == {short_id("m-1"): "m-1", short_id("m-2"): "m-2"}
 
 
 @pytest.mark.parametrize("msg", SAMPLES, ids=lambda m: type(m).__name__)

@@ -3,8 +3,9 @@
 The detailed simulator (``amiup.headend.simrun``) runs one event per message and the real
 meter agent; this model runs the SAME protocol (multicast announce, every block once plus
 coded symbols, coded NACK rounds with the cost rules of ``amiup.headend.repair``, then a
-multicast verify with the brief read-back right behind it, gathered up the mesh, and poll
-rounds for the meters not heard from; or per-meter unicast sessions)
+multicast verify with the brief read-back right behind it (twice), gathered up the mesh,
+and poll rounds for the meters not heard from, which also repair the meters the verify
+found short; or per-meter unicast sessions)
 as numpy arithmetic per cell: per meter it keeps counts (blocks lost, symbols heard, the
 rank the random code falls short by), airtime is summed in bytes x hops, and a cell's
 clock advances by airtime / (C_eff x upgrade share) plus round-trip waits. Per-meter state
@@ -34,7 +35,9 @@ from amiup.wire.messages import MAX_GATHERED
 Strategy = Literal["unicast", "multicast"]
 TIMEOUT_S, BACKOFF, ROUND_WAIT_S = 10.0, 2.0, 0.3  # as SessionConfig / MulticastConfig (+ RTT)
 MC_TIMEOUT_S = 3.0  # MulticastConfig.session: follow-up sessions of a cell (plus their drain)
-POLL_ROUNDS = 3  # MulticastConfig.poll_rounds: named read-backs before unicast sessions
+POLL_ROUNDS = 5  # MulticastConfig.poll_rounds: named read-backs before unicast sessions
+VERIFY_REPEATS = 2  # MulticastConfig.verify_repeats: copies of the verify + read-back
+POLL_REPAIR_MAX = 8  # MulticastConfig.poll_repair_max: a short meter repaired in a poll
 FArr = npt.NDArray[np.float64]
 IArr = npt.NDArray[np.int64]
 BArr = npt.NDArray[np.bool_]
@@ -397,20 +400,23 @@ def _multicast_cell(
         by_uni = np.zeros(n, dtype=bool)
         by_uni[idx[uni]] = True
         by_uni |= nack & ~codable
-        for i in np.flatnonzero(by_uni & (need > 0)):
-            k = int(need[i]) + coded_repeats(p, int(need[i]), 1, 1.0, sym_round, sym_answer)
-            spend(h[i] * k * sizes.block)
-            need[i] = max(0, int(need[i]) - int(rng.binomial(k, 1.0 - p)))
+        spend(_unicast_repair(rng, need, by_uni, h, p, sym_round, sym_answer, sizes.block))
         if settled:  # the margins make a meter still short unlikely: verify, don't ask again
             break
     # multicast verify and, right behind it, the brief read-back of the running version
     # (UMS-8), gathered up the mesh: failures answer the verify, every meter the read-back
     idx = np.flatnonzero(active)
     hi_ = h[idx]
-    spend(sizes.verify * big_h + sizes.get_brief * big_h)
-    left = need[idx]
-    verified = (rng.random(len(idx)) >= p) & (left == 0)
-    heard = rng.random(len(idx)) >= p
+    spend(VERIFY_REPEATS * (sizes.verify + sizes.get_brief) * big_h)
+    left = need[idx].copy()
+    miss = p**VERIFY_REPEATS  # a meter misses every copy of the verify (or the read-back)
+    heard_v = rng.random(len(idx)) >= miss
+    verified = heard_v & (left == 0)
+    heard = rng.random(len(idx)) >= miss
+    # meters still short answer the verify with missing; those a few symbols fix are
+    # repaired in the next poll round, the others resumed by a unicast session
+    short = heard_v & (left > 0) & (rng.random(len(idx)) >= p)
+    spend(float(hi_[short].sum()) * sizes.missing)
     if cfg.gather and big_h > 1:  # answers merged up the routing tree, one frame per relay
         own = np.zeros(n, dtype=bool)
         own[idx[heard]] = True
@@ -428,15 +434,27 @@ def _multicast_cell(
     # answer directly); the few still silent after them, and the meters still short, get
     # unicast sessions
     for _ in range(POLL_ROUNDS):
-        todo = ~answered & (left == 0)
+        fix = short & (left <= POLL_REPAIR_MAX)
+        todo = ~answered & ((left == 0) | fix)
         if not todo.any():
             break
+        if fix.any():  # as CellMulticast._coded_repair: multicast c, unicast for the few
+            f = np.flatnonzero(fix)
+            c, uni = coded_round(left[f], hi_[f], big_h, p, sym_round, sym_answer)
+            spend(c * sizes.coded * big_h)
+            left[f] = np.maximum(0, left[f] - rng.binomial(c, 1.0 - p, size=len(f)))
+            by_uni = np.zeros(len(idx), dtype=bool)
+            by_uni[f[uni]] = True
+            spend(_unicast_repair(rng, left, by_uni, hi_, p, sym_round, sym_answer, sizes.coded))
         spend((sizes.verify + sizes.get_brief + sizes.gather_per_meter * int(todo.sum())) * big_h)
-        verified |= todo & (rng.random(len(idx)) >= p)
+        heard_v = todo & (rng.random(len(idx)) >= p)
+        verified |= heard_v & (left == 0)
         heard = todo & (rng.random(len(idx)) >= p)
         back = float(hi_[heard].sum()) * sizes.running
         spend(back)
         got = heard & verified & (rng.random(len(idx)) >= p)
+        short = heard_v & (left > 0) & (rng.random(len(idx)) >= p)
+        spend(float(hi_[short].sum()) * sizes.missing)
         clock += rtt + ROUND_WAIT_S
         confirm[idx[got]] = clock
         answered |= got
@@ -463,6 +481,18 @@ def _multicast_cell(
         confirm[late[j]] = t + rtt * 3 + float(w_l[j])
     air += float(per.sum())
     air += float(h[gone].sum()) * sizes.offer * 3
+    return air
+
+
+def _unicast_repair(rng: np.random.Generator, need: IArr, to: BArr, h: FArr, p: float,
+                    sym_round: float, sym_answer: float, unit: int) -> float:
+    """Need plus a margin (``repair.coded_repeats``) by unicast to each meter of ``to``
+    still short; lowers ``need`` by what arrives and returns the airtime."""
+    air = 0.0
+    for i in np.flatnonzero(to & (need > 0)):
+        k = int(need[i]) + coded_repeats(p, int(need[i]), 1, 1.0, sym_round, sym_answer)
+        air += float(h[i]) * k * unit
+        need[i] = max(0, int(need[i]) - int(rng.binomial(k, 1.0 - p)))
     return air
 
 

@@ -18,15 +18,20 @@ Steps, each bounded in time and count:
    and gets the offer by unicast), get plain blocks by the per-block cost rule
    (``repair.multicast_mask``). Then query again; at most ``max_rounds`` rounds.
 5. *verify + read-back*: a multicast ``verify`` and, right behind it, a multicast brief
-   ``get_status`` (4-byte nonce) in one step: the meter handles them in order, so failures
-   (``failed``) and the ``running`` answers (UMS-8: about 30 bytes each) arrive in one
-   window. A ``running`` with our nonce, the delivered version and a final state confirms the
-   meter. Where the transport has a routing tree (``gather``), the answers are gathered up
-   the mesh (``gather_ms``, waits per depth from ``amiup.headend.readback``): a frame per
-   relay instead of a frame per meter per hop. A repair round whose margins leave a meter
+   ``get_status`` (4-byte nonce) in one step, both sent ``verify_repeats`` times (a meter
+   answers one read-back once): the meter handles them in order, so failures (``failed``),
+   meters still short (``missing``: they did not get enough symbols) and the ``running``
+   answers (UMS-8: about 20 bytes each) arrive in one window. A ``running`` with our
+   nonce, the delivered version and a final state confirms the meter. Where the transport
+   has a routing tree (``gather``), the answers are gathered up the mesh (``gather_ms``,
+   waits per depth from ``amiup.headend.readback``): a frame per relay instead of a frame
+   per meter per hop. A repair round whose margins leave a meter
    still short unlikely (``repair.still_short``) goes straight to this step.
 6. *polls*: up to ``poll_rounds`` times, the verify again and a brief ``get_status`` naming
-   the meters not heard from (at most ``MAX_GATHERED`` a request); they answer directly.
+   the meters not heard from, and those still short, by short id (``amiup.wire.brief``; at
+   most ``MAX_GATHERED`` a request); they answer directly. Meters that answered the verify
+   ``missing`` and lack at most ``poll_repair_max`` symbols are repaired first, in the same
+   burst (``repair.coded_round``): a short meter costs its symbols, not a unicast session.
 7. *sessions*: every other meter (silent, incomplete, not yet final: trial, scheduled)
    gets a unicast session: it resumes (``failed(transfer-incomplete)`` or ``running`` state
    receiving), verifies (state received: it missed the verify) or reads back and polls;
@@ -72,6 +77,8 @@ from amiup.wire import (
     decode_bitmap,
     encode,
 )
+from amiup.wire.brief import SHORT_ID_LEN, state_code, state_name
+from amiup.wire.brief import names as brief_names
 from amiup.wire.fec import MAX_PENDING, Encoder
 from amiup.wire.messages import MAX_GATHERED
 
@@ -83,6 +90,7 @@ DEFAULT_CAPACITY = 14_000.0
 """Bytes per second of a cell when the transport gives no drain rate (rf-mesh: 150 kbps at
 75% usable): prices a round's wait in airtime for the coded-repair rule."""
 COMMITTED = ("committed", "idle")
+COMMITTED_CODE = state_code("committed")
 STATUS_AIR = 150 + FRAME_OVERHEAD
 """Bytes on air of a (brief, one-component) status answer, for pacing follow-up sessions."""
 
@@ -99,9 +107,13 @@ class MulticastConfig:
 
     ``round_wait_s`` comes on top of the drain of what was sent, of the answers expected
     and of the round trip to the deepest meter (``hop_latency_s`` each way per hop), so it
-    only covers the meters' turnaround and jitter. Follow-up sessions
-    (``session``) wait 3 s plus the airtime of what they sent (the cell is quiet by then),
-    doubling up to 8 retries.
+    only covers the meters' turnaround and jitter. A second copy of the verify and read-back
+    request costs two small frames; each meter that misses both would cost a poll entry and
+    a direct answer over its hops, so two copies pay at any loss above a fraction of a
+    percent. Follow-up sessions (``session``) wait 3 s plus the airtime of what they sent
+    (the cell is quiet by then), doubling up to 8 retries. A poll round waits the round
+    trip plus ``round_wait_s`` (under a second on rf-mesh), a fifth of a session's first
+    timeout: hence up to five polls before sessions.
     """
 
     announce_repeats: int | None = None  # None: by the cost rule (repair.announce_repeats)
@@ -115,7 +127,9 @@ class MulticastConfig:
     session_concurrency: int | None = None  # None: what the cell drains within a timeout
     gather: bool = False  # the transport gathers read-back answers up a routing tree
     hop_latency_s: float = 0.05  # per hop, for the gathered read-back's waits
-    poll_rounds: int = 3  # named brief read-backs of the silent before unicast sessions
+    poll_rounds: int = 5  # named brief read-backs of the silent before unicast sessions
+    verify_repeats: int = 2  # copies of the cell's verify + read-back (each ~90 bytes x H)
+    poll_repair_max: int = 8  # symbols a poll round repairs a short meter by; more: a session
 
 
 @dataclass
@@ -150,6 +164,7 @@ class CellMulticast:
     _pilot_tries: int = 0
     _nacks: dict[str, tuple[set[int], int]] = field(default_factory=dict)  # missing, need
     _incomplete: set[str] = field(default_factory=set)
+    _short: dict[str, tuple[set[int], int]] = field(default_factory=dict)  # verify said missing
     _reoffers: dict[str, int] = field(default_factory=dict)
     _nonce: bytes = b""
     _nonces: set[bytes] = field(default_factory=set)  # every read-back and poll of this cell
@@ -254,6 +269,11 @@ class CellMulticast:
             if msg.block_count == self.block_count and msg.seq == self.query_seq:
                 self._nacks[meter] = (set(decode_bitmap(msg.bitmap, msg.block_count)), msg.need)
             return []
+        if isinstance(msg, Missing) and msg.transfer == self.transfer and self.phase in ("verify", "poll"):
+            missing = set(decode_bitmap(msg.bitmap, msg.block_count))  # the verify found it short
+            if missing and msg.block_count == self.block_count and meter not in self.failed:
+                self._short[meter] = (missing, max(1, msg.need))
+            return []
         if isinstance(msg, Failed) and msg.transfer == self.transfer and self.phase in ("verify", "poll"):
             if msg.code == "transfer-incomplete":
                 self._incomplete.add(meter)
@@ -273,8 +293,8 @@ class CellMulticast:
     def _running(self, meter: str, msg: Running, now: float) -> None:
         if meter in self.failed:
             return
-        if not (msg.running == self.delivery.version and msg.state in COMMITTED):
-            self._states[meter] = msg.state
+        if not (msg.running == self.delivery.version and state_name(msg.state) in COMMITTED):
+            self._states[meter] = state_name(msg.state)
             return
         s = self.sessions.get(meter)
         if s is None:
@@ -455,23 +475,24 @@ class CellMulticast:
         self.phase = "verify"
         self._nonce = self._fresh_nonce(now)
         out: Out = list(before or [])
-        out.append((None, Verify(self.transfer, self.delivery.component)))
+        verify = Verify(self.transfer, self.delivery.component)
+        copies = max(1, self.config.verify_repeats)
         if self.config.gather and self.cell_hops > 1:
-            frame = Gathered(self._nonce, (GatherGroup(self.delivery.version, "committed",
-                                                       (max(self.hops, key=len),)),))
-            per_id = len(max(self.hops, key=len).encode()) + 1
-            waits = gather_waits(self.hops.values(), self._air(frame), per_id,
+            frame = Gathered(self._nonce, (GatherGroup(self.delivery.version, COMMITTED_CODE,
+                                                       bytes(SHORT_ID_LEN)),))
+            waits = gather_waits(self.hops.values(), self._air(frame), SHORT_ID_LEN,
                                  self.drain_s_per_byte, self.config.hop_latency_s)
             ask = GetStatus(self._nonce, self.delivery.component, brief=True, gather_ms=waits)
-            out.append((None, ask))
+            out += [(None, verify), (None, ask)] * copies
+            per_id = SHORT_ID_LEN
             # the deepest waits ran out by depth 1's deadline; then depth 1's own frames leave
             level_1 = self._air(frame) * sum(h == 1 for h in self.hops.values()) \
                 + per_id * len(self.hops)
             self.deadline = now + self._drain(out) + waits[0] / 1000.0 \
                 + level_1 * self.drain_s_per_byte + self.rtt_s + self.config.round_wait_s
             return out
-        out.append((None, GetStatus(self._nonce, self.delivery.component, brief=True)))
-        answer = len(encode(Running(self._nonce, self.delivery.version, "committed")))
+        out += [(None, verify), (None, GetStatus(self._nonce, self.delivery.component, brief=True))] * copies
+        answer = len(encode(Running(self._nonce, self.delivery.version, COMMITTED_CODE)))
         return self._wait(out, now, len(self.hops) - len(self.failed), answer)
 
     def _fresh_nonce(self, now: float) -> bytes:
@@ -482,23 +503,33 @@ class CellMulticast:
     def _silent(self) -> list[str]:
         """Meters neither confirmed, failed, incomplete nor heard from with a state."""
         return [m for m in sorted(self.hops) if m not in self.confirmed and m not in self.failed
-                and m not in self._incomplete and m not in self._states]
+                and m not in self._incomplete and m not in self._states and m not in self._short]
 
     def _poll(self, now: float) -> Out:
-        """Ask the silent meters again, by name (verify first: some missed it), or go on."""
-        silent = self._silent()
-        if not silent or self.polls >= self.config.poll_rounds:
+        """Repair the meters the verify found short (if a few symbols do it), then ask them
+        and the silent meters again, by short id (verify first: some missed it); or go on."""
+        short = {m: v for m, v in self._short.items() if m not in self.confirmed and m not in self.failed}
+        self._short = {}
+        fixable = sorted(m for m, (miss, need) in short.items()
+                         if need <= self.config.poll_repair_max and len(miss) <= MAX_PENDING)
+        self._incomplete.update(m for m in short if m not in fixable)  # a session resumes them
+        names = sorted(self._silent() + fixable)
+        if not names or self.polls >= self.config.poll_rounds:
+            self._incomplete.update(fixable)
             return self._sessions(now)
         assert self.transfer is not None
         self.phase = "poll"
         self.polls += 1
         self._nonce = self._fresh_nonce(now)
-        out: Out = [(None, Verify(self.transfer, self.delivery.component))]
-        for i in range(0, len(silent), MAX_GATHERED):
-            names = tuple(silent[i:i + MAX_GATHERED])
-            out.append((None, GetStatus(self._nonce, self.delivery.component, brief=True, meters=names)))
-        answer = len(encode(Running(self._nonce, self.delivery.version, "committed")))
-        return self._wait(out, now, len(silent), answer)
+        for m in fixable:
+            self._states.pop(m, None)  # it answered "receiving": ask again once repaired
+        out, _settled = self._coded_repair(fixable, {m: short[m][1] for m in fixable})
+        out.append((None, Verify(self.transfer, self.delivery.component)))
+        for i in range(0, len(names), MAX_GATHERED):
+            ids = brief_names(names[i:i + MAX_GATHERED])
+            out.append((None, GetStatus(self._nonce, self.delivery.component, brief=True, meters=ids)))
+        answer = len(encode(Running(self._nonce, self.delivery.version, COMMITTED_CODE)))
+        return self._wait(out, now, len(names), answer)
 
     def _sessions(self, now: float) -> Out:
         """Every meter not confirmed nor failed gets a unicast session, a few at a time."""

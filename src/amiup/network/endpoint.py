@@ -40,6 +40,7 @@ from amiup.wire import (
     Verify,
 )
 from amiup.wire.bitmap import decode_bitmap
+from amiup.wire.brief import short_id, state_code, unpack
 from amiup.wire.fec import MAX_PENDING, Decoder
 
 
@@ -69,6 +70,8 @@ class MeterEndpoint:
         self._transfers: dict[int, tuple[str, int]] = {}  # transfer -> (component, blocks)
         self._decoders: dict[int, Decoder] = {}  # transfer -> coded-repair state (RAM only)
         self.coded_dropped = 0  # solutions thrown away as inconsistent (a bad symbol)
+        self.short_id = short_id(meter.meter_id)
+        self._answered = b""  # nonce of the last cell read-back answered (repeats are silent)
 
     @property
     def meter_id(self) -> str:
@@ -120,14 +123,18 @@ class MeterEndpoint:
                 raise
             return []
         if isinstance(msg, GetStatus):
-            if msg.meters and self.meter_id not in msg.meters:
+            if msg.meters and self.short_id not in unpack(msg.meters):
                 return []  # a poll of other meters of the cell
             if msg.brief:
+                if multicast and msg.nonce == self._answered:
+                    return []  # a repeated copy of a cell read-back: answered already
                 try:
                     comp = m.component_status(msg.component, now)
                 except AmiupError:
                     raise error("invalid-argument", f"no component {msg.component!r}") from None
-                return [Running(bytes(msg.nonce), comp.running_version, comp.state)]
+                if multicast:
+                    self._answered = bytes(msg.nonce)
+                return [Running(bytes(msg.nonce), comp.running_version, state_code(comp.state))]
             return [self.status(msg.nonce, now, msg.component, msg.full)]
         if isinstance(msg, Offer):
             acc = m.offer(msg.order, msg.header, now, block_size=msg.block_size)
@@ -146,10 +153,12 @@ class MeterEndpoint:
                 bitmap = bytes((blocks + 7) // 8)
             if multicast and not any(bitmap):
                 return []
-            shape = m.transfer_shape(msg.transfer)
-            dec = self._decoder(msg.transfer, shape, create=False) if shape is not None else None
-            return [Missing(msg.transfer, blocks, bitmap, msg.seq, dec.rank if dec else 0)]
+            return [self._missing(msg.transfer, blocks, bitmap, msg.seq)]
         if isinstance(msg, Verify):
+            if multicast:  # a cell's verify: if blocks are missing, say which (see _short)
+                short = self._short(msg.transfer)
+                if short is not None:
+                    return [short]
             m.verify(msg.component, now)
             if multicast:
                 return []
@@ -162,6 +171,25 @@ class MeterEndpoint:
             state = m.cancel(msg.component, now)
             return [self._result(msg.transfer, msg.component, state, now)]
         return [Reject(int(getattr(msg, "transfer", 0)), "invalid-state", type(msg).__name__)]
+
+    def _missing(self, transfer: int, blocks: int, bitmap: bytes, seq: int) -> Missing:
+        """The ``missing`` answer: the bitmap and the coded symbols held towards it."""
+        shape = self.meter.transfer_shape(transfer)
+        dec = self._decoder(transfer, shape, create=False) if shape is not None else None
+        return Missing(transfer, blocks, bitmap, seq, dec.rank if dec else 0)
+
+    def _short(self, transfer: int) -> Missing | None:
+        """``missing`` (seq 0) if ``transfer`` still lacks blocks, else None.
+
+        A multicast verify reaching a meter that is still short is answered with what it
+        lacks instead of ``failed(transfer-incomplete)``: the head-end then repairs it in
+        its next poll round, with no unicast session and no second offer.
+        """
+        shape = self.meter.transfer_shape(transfer)
+        if shape is None:
+            return None  # not ours, or past receiving: verify decides
+        bitmap = self.meter.missing(transfer)
+        return self._missing(transfer, shape.n_blocks, bitmap, 0) if any(bitmap) else None
 
     # ------------------------------------------------------------------ coded repair
     def _decoder(self, transfer: int, shape: TransferShape, *, create: bool) -> Decoder | None:

@@ -4,7 +4,8 @@ After a multicast upgrade the head-end reads the running version back from every
 cell (UMS-8). Sent directly, each ~30-byte ``running`` answer costs a whole frame (64 bytes of
 link headers) on every hop. Gathered (``get_status(gather_ms=N)``), every meter, being a mesh
 relay, waits for the answers of its children in the routing tree, merges them with its own
-and sends one ``gathered`` frame to its parent: an answer then costs its meter id per hop.
+and sends one ``gathered`` frame to its parent: an answer then costs its 4-byte short id per hop
+(``amiup.wire.brief``).
 
 Timing: the request names a wait per depth (``gather_ms``, sized by the head-end from the
 airtime it expects each level's frames to take: ``amiup.headend.readback``), longest at depth
@@ -16,39 +17,35 @@ twice: entries that reach a node after it flushed (or for another read-back) are
 once, unchanged, as their own frame: less merged, never lost.
 
 Sans-I/O: time is passed in; the caller schedules ``flush`` at ``flush_at`` and sends the
-frames it is given. The collector ``split``s a frame back into one ``running`` per meter.
+frames it is given. The collector ``split``s a frame back into one ``running`` per meter,
+mapping short ids back to meter ids with its cell's roster.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from amiup.errors import error
-from amiup.wire import DEFAULT_LIMITS, Gathered, GatherGroup, Running
+from amiup.wire import Gathered, GatherGroup, Running
+from amiup.wire.brief import pack, short_id
 from amiup.wire.messages import MAX_GATHERED
 
 MAX_BUFFERED = 8 * MAX_GATHERED
 """Entries one node holds for a read-back (a bounded buffer); more are forwarded at once."""
 
 
-def _text_cost(text: str) -> int:
-    """Upper bound of the CBOR bytes of a text string (header of at most 3 bytes here)."""
-    return len(text.encode()) + 3
-
-
-def merge(answers: Iterable[tuple[str, Running]], *, cap: int = MAX_GATHERED,
-          max_bytes: int = DEFAULT_LIMITS.max_message) -> list[Gathered]:
-    """Frames carrying ``answers``: grouped by (nonce, running, state), at most ``cap`` meters
-    and about ``max_bytes`` encoded bytes a frame (long ids fill a frame before 512 do).
+def merge(answers: Iterable[tuple[bytes, Running]], *, cap: int = MAX_GATHERED) -> list[Gathered]:
+    """Frames carrying ``answers`` (short id, answer): grouped by (nonce, running, state), at
+    most ``cap`` meters a frame (2 KiB of short ids: well under the wire's message cap).
 
     A meter repeated for the same nonce is kept once (the first answer). Order is kept: by
     first appearance of each group, meters in arrival order.
     """
     if not 1 <= cap <= MAX_GATHERED:
         raise error("invalid-argument", f"cap {cap} not in 1..{MAX_GATHERED}")
-    groups: dict[bytes, dict[tuple[str, str], list[str]]] = {}
-    seen: set[tuple[bytes, str]] = set()
+    groups: dict[bytes, dict[tuple[str, int], list[bytes]]] = {}
+    seen: set[tuple[bytes, bytes]] = set()
     for meter, answer in answers:
         if (answer.nonce, meter) in seen:
             continue
@@ -56,34 +53,30 @@ def merge(answers: Iterable[tuple[str, Running]], *, cap: int = MAX_GATHERED,
         groups.setdefault(answer.nonce, {}).setdefault((answer.running, answer.state), []).append(meter)
     frames: list[Gathered] = []
     for nonce, by_state in groups.items():
-        fixed = len(nonce) + 16  # array, version, tag, nonce header, groups header, crc
         current: list[GatherGroup] = []
-        count, size = 0, fixed
+        count = 0
         for (running, state), meters in by_state.items():
-            head = _text_cost(running) + _text_cost(state) + 4
             i = 0
             while i < len(meters):
-                if current and (count == cap or size + head + _text_cost(meters[i]) > max_bytes):
+                if count == cap:
                     frames.append(Gathered(nonce, tuple(current)))
-                    current, count, size = [], 0, fixed
-                size += head
-                take: list[str] = []
-                while i < len(meters) and count < cap and size + _text_cost(meters[i]) <= max_bytes:
-                    take.append(meters[i])
-                    size += _text_cost(meters[i])
-                    count += 1
-                    i += 1
-                if not take:  # not under the wire caps (ids of 64 characters); never loop forever
-                    take, i, count = [meters[i]], i + 1, count + 1
-                current.append(GatherGroup(running, state, tuple(take)))
+                    current, count = [], 0
+                take = meters[i:i + cap - count]
+                current.append(GatherGroup(running, state, pack(take)))
+                count += len(take)
+                i += len(take)
         if current:
             frames.append(Gathered(nonce, tuple(current)))
     return frames
 
 
-def split(frame: Gathered) -> list[tuple[str, Running]]:
-    """One (meter id, ``running``) per meter of ``frame``: what the collector hands up."""
-    return frame.answers()
+def split(frame: Gathered, cell: Mapping[bytes, str | None]) -> list[tuple[str, Running]]:
+    """One (meter id, ``running``) per meter of ``frame``: what the collector hands up.
+
+    ``cell`` is the collector's roster (``amiup.wire.brief.roster``): short ids it does not
+    know, or that two of its meters share, are dropped (the head-end polls those by name).
+    """
+    return [(m, answer) for sid, answer in frame.answers() if (m := cell.get(sid)) is not None]
 
 
 @dataclass
@@ -91,7 +84,8 @@ class GatherNode:
     """The gathering state of one mesh node (a meter that relays) for one read-back at a time.
 
     ``depth`` is the node's hop depth, ``cell_depth`` the deepest hop of its cell,
-    ``children`` its children in the routing tree if known (None: wait for the deadline).
+    ``children`` the short ids of its children in the routing tree if known (None: wait for
+    the deadline).
     Call ``own`` with the node's answer, ``child`` with each frame from a child, and
     ``flush`` at ``flush_at``; every call returns the frames to send to the parent now.
     """
@@ -99,13 +93,18 @@ class GatherNode:
     meter_id: str
     depth: int
     cell_depth: int
-    children: frozenset[str] | None = None
+    children: frozenset[bytes] | None = None
     nonce: bytes | None = None
     flush_at: float | None = None
     flushed: bool = False
     discarded: int = 0  # entries of stale read-backs dropped (a new nonce, or going offline)
     forwarded: int = 0  # frames passed up at once, unmerged (late, another nonce, overflow)
-    _entries: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _entries: dict[bytes, tuple[str, int]] = field(default_factory=dict)
+
+    @property
+    def sid(self) -> bytes:
+        """This node's short id, as its entries carry it."""
+        return short_id(self.meter_id)
 
     @property
     def buffered(self) -> int:
@@ -128,8 +127,8 @@ class GatherNode:
             self.flush_at = now + wait_s
         elif self.flushed:
             self.forwarded += 1
-            return merge([(self.meter_id, answer)])
-        self._entries[self.meter_id] = (answer.running, answer.state)
+            return merge([(self.sid, answer)])
+        self._entries[self.sid] = (answer.running, answer.state)
         return self._flush_if_complete()
 
     def child(self, frame: Gathered, now: float) -> list[Gathered]:
@@ -139,7 +138,7 @@ class GatherNode:
         if frame.nonce != self.nonce or self.flushed:
             self.forwarded += 1
             return [frame]
-        overflow: list[tuple[str, Running]] = []
+        overflow: list[tuple[bytes, Running]] = []
         for meter, answer in frame.answers():
             if meter in self._entries:
                 continue  # a duplicated frame: the first copy counts
@@ -153,7 +152,7 @@ class GatherNode:
 
     def _flush_if_complete(self) -> list[Gathered]:
         kids = self.children
-        if not kids or self.meter_id not in self._entries or not kids <= self._entries.keys():
+        if not kids or self.sid not in self._entries or not kids <= self._entries.keys():
             return []
         return self._take()
 

@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 
 from amiup.errors import AmiupError, error
 from amiup.network.events import EventLoop
-from amiup.network.gather import GatherNode
+from amiup.network.gather import GatherNode, split
 from amiup.network.profiles import Profile
 from amiup.network.sizes import frame_bytes
 from amiup.wire import Gathered, Running, decode, encode
+from amiup.wire.brief import roster, short_id
 
 PRIORITY = {"alarm": 0, "read": 1, "upgrade": 2}
 Deliver = Callable[[bytes, bool], None]  # (frame, multicast)
@@ -84,6 +85,7 @@ class Cell:
     parent: dict[str, str | None] = field(default_factory=dict)  # routing tree; None: collector
     nodes: dict[str, GatherNode] = field(default_factory=dict)  # gathering state, made on use
     _children: dict[str, list[str]] | None = None
+    _roster: dict[bytes, str | None] | None = None
 
     @property
     def depth(self) -> int:
@@ -103,6 +105,12 @@ class Cell:
                     self._children.setdefault(parent, []).append(m)
         return self._children
 
+    def roster(self) -> dict[bytes, str | None]:
+        """Short id -> meter id of this cell's meters, as the collector knows its nodes."""
+        if self._roster is None:
+            self._roster = roster(self.meters)
+        return self._roster
+
     def hops_up(self, meter_id: str) -> int:
         """Hops from a meter to its parent in the routing tree (to the collector: its depth)."""
         parent = self.parent.get(meter_id)
@@ -116,6 +124,7 @@ class GatherStats:
     frames: int = 0  # gathered frames put on the channel
     late: int = 0  # of which forwarded at once (late or another read-back), not merged
     corrupt: int = 0  # frames dropped because they failed to decode
+    unresolved: int = 0  # entries whose short id names no meter, or two, of the cell
     lost_offline: int = 0  # entries lost with a node that was offline at its flush or arrival
     answers: int = 0  # (meter, running) handed to the uplink by collectors
 
@@ -153,7 +162,7 @@ class SimNetwork:
         c.meters.append(meter_id)
         c.hops[meter_id] = hops
         c.parent[meter_id] = parent
-        c._children = None
+        c._children = c._roster = None
         self._cell_of[meter_id] = c
         self._deliver[meter_id] = deliver
         self.online[meter_id] = True
@@ -224,7 +233,8 @@ class SimNetwork:
         cell = self._cell_of[meter_id]
         node = self._node(cell, meter_id)
         node.depth, node.cell_depth = cell.hops[meter_id], cell.depth  # the cell may have grown
-        node.children = frozenset(cell.children().get(meter_id, ())) if children_known else None
+        node.children = frozenset(short_id(c) for c in cell.children().get(meter_id, ())) \
+            if children_known else None
         before = node.forwarded
         depth = cell.hops[meter_id]
         wait = waits_s[depth - 1] if depth <= len(waits_s) else 0.0
@@ -265,12 +275,14 @@ class SimNetwork:
             self.gather_stats.corrupt += 1
             return
         if frame.to is None:  # the collector: one ordinary answer per meter
-            for mid, running in msg.answers():
+            answers = split(msg, cell.roster())
+            self.gather_stats.unresolved += sum(g.count for g in msg.groups) - len(answers)
+            for mid, running in answers:
                 self.gather_stats.answers += 1
                 if self._uplink is not None:
                     self._uplink(mid, encode(running), True)
         elif not self.online[frame.to]:
-            self.gather_stats.lost_offline += sum(len(g.meters) for g in msg.groups)
+            self.gather_stats.lost_offline += sum(g.count for g in msg.groups)
         else:
             node = self._node(cell, frame.to)
             before = node.forwarded
@@ -378,4 +390,4 @@ def _entries(data: bytes) -> int:
         msg = decode(data)
     except AmiupError:
         return 0
-    return sum(len(g.meters) for g in msg.groups) if isinstance(msg, Gathered) else 0
+    return sum(g.count for g in msg.groups) if isinstance(msg, Gathered) else 0

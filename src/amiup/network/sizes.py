@@ -24,6 +24,7 @@ from amiup.wire import (
     bitmap_len,
     encode,
 )
+from amiup.wire.brief import SHORT_ID_LEN, state_code
 
 # Typical sizes of the signed parts of an offer (measured on packages from amiup.package:
 # manifest ~600 B, one ES256 signature set ~150 B, a signed order ~300 B).
@@ -31,6 +32,7 @@ MANIFEST_BYTES = 600
 SIGNATURES_BYTES = 150
 ORDER_BYTES = 300
 TRANSFER = 2**31 + 12345  # a 4-byte transfer id, as meters derive them
+COMMITTED = state_code("committed")
 
 
 def frame_bytes(message_len: int, profile: Profile) -> int:
@@ -57,7 +59,7 @@ class MessageSizes:
     get_brief: int
     running: int
     gather_frame: int  # a gathered frame holding one answer, on air
-    gather_per_meter: int  # each further answer in the same frame (a meter id)
+    gather_per_meter: int  # each further answer in the same frame (a 4-byte short id)
 
     @classmethod
     def for_transfer(cls, profile: Profile, blocks: int, *, order_bytes: int = ORDER_BYTES,
@@ -82,13 +84,12 @@ class MessageSizes:
             status=f(Status("meter-000001", b"\x00" * 16, 1_800_000_000, (comp,), 3)),
             coded=f(Coded(TRANSFER, 1000, b"\x00" * bs)),
             get_brief=f(GetStatus(b"\x00" * 4, "ami_comm", brief=True)),
-            running=f(Running(b"\x00" * 4, "1.2.4", "committed")),
+            running=f(Running(b"\x00" * 4, "1.2.4", COMMITTED)),
             gather_frame=f(_gathered(1)),
             gather_per_meter=len(encode(_gathered(2))) - len(encode(_gathered(1))),
         )
 
 
 def _gathered(n: int) -> Gathered:
-    """A gathered read-back frame with ``n`` typical meter ids in one group."""
-    ids = tuple(f"meter-{i:06d}" for i in range(n))
-    return Gathered(b"\x00" * 4, (GatherGroup("1.2.4", "committed", ids),))
+    """A gathered read-back frame with ``n`` meters in one group."""
+    return Gathered(b"\x00" * 4, (GatherGroup("1.2.4", COMMITTED, bytes(SHORT_ID_LEN * n)),))

@@ -114,9 +114,9 @@ def _component(raw: object) -> ComponentStatus:
 
 
 def _group(raw: object) -> GatherGroup:
-    if not isinstance(raw, list) or len(raw) != 3 or not isinstance(raw[2], list):
-        raise error("malformed-message", "a gathered group is [running, state, [meter, ...]]")
-    return GatherGroup(raw[0], raw[1], tuple(raw[2]))
+    if not isinstance(raw, list) or len(raw) != 3:
+        raise error("malformed-message", "a gathered group is [running, state, ids]")
+    return GatherGroup(raw[0], raw[1], raw[2])
 
 
 def decode(data: bytes, limits: WireLimits = DEFAULT_LIMITS) -> Message:
@@ -147,8 +147,8 @@ def decode(data: bytes, limits: WireLimits = DEFAULT_LIMITS) -> Message:
         if not isinstance(comps, list):
             raise error("malformed-message", "components must be an array")
         fields[3] = tuple(_component(c) for c in comps)
-    if cls is GetStatus and len(fields) == 6:
-        fields[4:6] = [tuple(f) if isinstance(f, list) else f for f in fields[4:6]]
+    if cls is GetStatus and len(fields) == 6 and isinstance(fields[4], list):
+        fields[4] = tuple(fields[4])
     if cls is Gathered and len(fields) == 2:
         if not isinstance(fields[1], list):
             raise error("malformed-message", "groups must be an array")

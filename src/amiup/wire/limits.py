@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WIRE_VERSION = 2
+WIRE_VERSION = 3
 """Version of the message encoding; the first item of every encoded message.
 
 2: ``coded``, ``running`` and ``gathered`` messages; ``missing.have``; ``get_status.brief``
-and ``gather_ms``."""
+and ``gather_ms``. 3: the read-back's compact forms (``amiup.wire.brief``): meters named by
+4-byte short ids (``gathered``, ``get_status.meters``), states by one-byte codes
+(``running``, ``gathered``)."""
 
 
 @dataclass(frozen=True, slots=True)

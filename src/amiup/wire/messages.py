@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from amiup.errors import error
 from amiup.wire.bitmap import bitmap_len
+from amiup.wire.brief import SHORT_ID_LEN
 from amiup.wire.limits import DEFAULT_LIMITS as _L
 
 MAX_TRANSFER = 2**63 - 1
@@ -77,8 +78,9 @@ class GetStatus(Message):
     milliseconds after the request (deeper nodes less, so their frames are in first), then
     sends its own and its subtree's answers to its parent as one ``gathered`` frame; a node
     deeper than the list sends at once. The head-end sizes the waits from the airtime it
-    expects each level's frames to take. A non-empty ``meters`` names the only meters that
-    answer (a poll of the few a cell read-back did not hear from); the others stay silent.
+    expects each level's frames to take. A non-empty ``meters`` (packed 4-byte short ids,
+    ``amiup.wire.brief``) names the only meters that answer (a poll of the few a cell
+    read-back did not hear from); the others stay silent.
     """
 
     TAG: ClassVar[int] = 1
@@ -87,7 +89,7 @@ class GetStatus(Message):
     full: bool = False
     brief: bool = False
     gather_ms: tuple[int, ...] = ()
-    meters: tuple[str, ...] = ()
+    meters: bytes = b""
 
     def __post_init__(self) -> None:
         _bytes("nonce", self.nonce, _L.max_nonce)
@@ -103,10 +105,7 @@ class GetStatus(Message):
             _int("gather_ms", wait, 0, 600_000)
         if self.gather_ms and not self.brief:
             raise error("malformed-message", "only a brief read-back is gathered")
-        if type(self.meters) is not tuple or len(self.meters) > MAX_GATHERED:
-            raise error("malformed-message", f"meters must be a tuple of at most {MAX_GATHERED} ids")
-        for m in self.meters:
-            _text("meter", m, cap=64)
+        _ids("meters", self.meters, empty=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,41 +410,54 @@ class Running(Message):
     """Brief answer to ``get_status(brief)``: the one component's running version and state.
 
     The sender is known from the transport (link address, CoAP peer), so no meter id; the
-    head-end's nonce (a few bytes for a cell read-back) binds it to the request.
+    head-end's nonce (a few bytes for a cell read-back) binds it to the request. ``state``
+    is the agent state's code (``amiup.wire.brief.STATES``): one byte instead of its name.
     """
 
     TAG: ClassVar[int] = 17
     nonce: bytes
     running: str
-    state: str
+    state: int
 
     def __post_init__(self) -> None:
         _bytes("nonce", self.nonce, _L.max_nonce)
         _text("running", self.running)
-        _text("state", self.state)
+        _int("state", self.state, 0, 255)
 
 
 @dataclass(frozen=True, slots=True)
 class GatherGroup:
-    """Meters of a gathered read-back that run the same version in the same state."""
+    """Meters of a gathered read-back that run the same version in the same state.
+
+    ``ids`` are the meters' packed 4-byte short ids (``amiup.wire.brief``); ``state`` a
+    state code, as in ``running``.
+    """
 
     running: str
-    state: str
-    meters: tuple[str, ...]
+    state: int
+    ids: bytes
 
     def __post_init__(self) -> None:
         _text("running", self.running)
-        _text("state", self.state)
-        if type(self.meters) is not tuple or not self.meters:
-            raise error("malformed-message", "a group names at least one meter")
-        if len(self.meters) > MAX_GATHERED:
-            raise error("too-large", f"{len(self.meters)} meters in one frame, cap {MAX_GATHERED}")
-        for m in self.meters:
-            _text("meter", m, cap=64)
+        _int("state", self.state, 0, 255)
+        _ids("ids", self.ids, empty=False)
+
+    @property
+    def count(self) -> int:
+        return len(self.ids) // SHORT_ID_LEN
 
 
 MAX_GATHERED = 512
-"""Meters one ``gathered`` frame may carry (about 7 KiB of ids); a relay sends more frames."""
+"""Meters one ``gathered`` frame (or one named poll) may carry: 2 KiB of short ids."""
+
+
+def _ids(name: str, value: object, *, empty: bool) -> None:
+    if type(value) is not bytes or len(value) % SHORT_ID_LEN:
+        raise error("malformed-message", f"{name} must be packed {SHORT_ID_LEN}-byte short ids")
+    if len(value) > MAX_GATHERED * SHORT_ID_LEN:
+        raise error("too-large", f"{len(value) // SHORT_ID_LEN} meters, cap {MAX_GATHERED}")
+    if not empty and not value:
+        raise error("malformed-message", f"{name} names at least one meter")
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,7 +465,7 @@ class Gathered(Message):
     """Brief read-back answers of a subtree, merged by mesh relays on the way up.
 
     Grouped by (running, state): after an upgrade nearly every meter is in one group, so
-    an answer costs its meter id per hop instead of a whole frame per hop. The collector
+    an answer costs its short id per hop instead of a whole frame per hop. The collector
     splits it back into one ``running`` per meter for the head-end.
     """
 
@@ -465,13 +477,14 @@ class Gathered(Message):
         _bytes("nonce", self.nonce, _L.max_nonce)
         if type(self.groups) is not tuple or not all(isinstance(g, GatherGroup) for g in self.groups):
             raise error("malformed-message", "groups must be a tuple of GatherGroup")
-        if not self.groups or sum(len(g.meters) for g in self.groups) > MAX_GATHERED:
+        if not self.groups or sum(g.count for g in self.groups) > MAX_GATHERED:
             raise error("malformed-message" if not self.groups else "too-large",
                         f"a gathered frame holds 1..{MAX_GATHERED} meters")
 
-    def answers(self) -> list[tuple[str, Running]]:
-        """One (meter id, running answer) per meter, as if each had answered directly."""
-        return [(m, Running(self.nonce, g.running, g.state)) for g in self.groups for m in g.meters]
+    def answers(self) -> list[tuple[bytes, Running]]:
+        """One (short id, running answer) per meter, as if each had answered directly."""
+        return [(g.ids[i:i + SHORT_ID_LEN], Running(self.nonce, g.running, g.state))
+                for g in self.groups for i in range(0, len(g.ids), SHORT_ID_LEN)]
 
 
 def _check_bitmap(bitmap: object, block_count: int) -> None:
