@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from amiup.headend.multicast import CellMulticast, MulticastConfig, Out
+from amiup.headend.session import UnicastSession
 from amiup.headend.simrun import RunConfig
 from amiup.network.endpoint import MeterEndpoint
 from amiup.network.sim import Impairments
-from amiup.wire import Block, Coded, GetStatus, Message, Query, Running, Verify, decode, encode
+from amiup.wire import (
+    Block,
+    Coded,
+    GetStatus,
+    Message,
+    Missing,
+    Query,
+    Running,
+    Verify,
+    decode,
+    encode,
+    encode_bitmap,
+)
 from amiup.wire.brief import short_id, state_code
 from reqmark import req
 from support_network import COMPONENT, T0, make_delivery, make_kit, make_meters, make_sim
@@ -307,3 +322,60 @@ def test_two_meters_sharing_a_short_id_are_confirmed_by_name_never_by_each_other
     # both dropped (one entry, or two: relays merge a short id seen twice into one)
     assert net.gather_stats.unresolved >= 1 and net.gather_stats.answers == 10
     assert cm.polls >= 1 and not cm.sessions
+
+
+def test_a_late_nack_is_not_taken_for_a_verify_answer() -> None:
+    """A round's ``missing`` (its query's seq) that arrives after the verify went out says
+    nothing about the verify: only a seq-0 ``missing`` marks a meter short."""
+    kit = make_kit()
+    eps = make_meters(kit, 2)
+    delivery, _ = make_delivery(kit, [e.meter_id for e in eps])
+    cm = CellMulticast({e.meter_id: 1 for e in eps}, delivery)
+    cm.transfer, cm.block_count, cm.phase = 7, 16, "verify"
+    bitmap = encode_bitmap([3, 4], 16)
+    cm.receive(eps[0].meter_id, Missing(7, 16, bitmap, 1), T0)  # the NACK of round 1, late
+    assert cm._short == {}
+    cm.receive(eps[0].meter_id, Missing(7, 16, bitmap, 0, 1), T0)  # the verify's answer
+    assert cm._short == {eps[0].meter_id: ({3, 4}, 1)}
+
+
+@req("SM-2", "UMS-8")
+def test_a_resume_refused_as_replayed_reads_back_and_confirms() -> None:
+    """The meter finished while the head-end thought it short (an answer lost): the
+    re-offer of the same order is refused ``order-replayed``; the session reads back and
+    confirms instead of failing. A fresh session (no multicast behind it) still fails."""
+    kit = make_kit()
+    eps = make_meters(kit, 2)
+    delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+    cm = CellMulticast({e.meter_id: 1 for e in eps}, delivery)
+    _cell(eps, cm, lambda _m, _x: False, [])
+    assert len(cm.confirmed) == 2
+    ep = eps[0]
+    for resumed, want in ((True, None), (False, "order-replayed")):
+        s = UnicastSession(ep.meter_id, delivery, hops=1)
+        if resumed:
+            s.transfer, s.block_size, s.block_count = cm.transfer, cm.block_size, cm.block_count
+        now, out = float(T0 + 100), s.start(float(T0 + 100), at="offer")
+        while out:
+            now += 0.1
+            out = [m for x in out for r in ep.handle(decode(encode(x)), now)
+                   for m in s.receive(decode(encode(r)), now)]
+        assert s.done and s.code == want and (s.confirmed_at is not None) == resumed
+    assert ep.meter.slot_image(COMPONENT) == image
+
+
+@req("AMI-4", "SM-2", "UMS-8")
+@pytest.mark.parametrize("seed", [3, 9])
+def test_a_cell_at_20_percent_loss_confirms_every_meter(seed: int) -> None:
+    """Heavy loss mixes every path (late NACKs, lost answers, short meters, polls,
+    sessions): every meter still ends confirmed with the exact image. Seeds 3 and 9 once
+    failed meters with order-replayed (a late NACK taken for a verify answer)."""
+    kit = make_kit()
+    eps = make_meters(kit, 24)
+    delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+    _, _net, run = make_sim(eps, delivery, imp=Impairments(loss=0.2),
+                            config=RunConfig(strategy="multicast"), seed=seed)
+    run.start()
+    out = run.run(T0 + DAY)
+    assert {m: o.code for m, o in out.items() if o.confirmed_at is None} == {}
+    assert all(ep.meter.slot_image(COMPONENT) == image for ep in eps)

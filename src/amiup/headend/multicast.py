@@ -269,8 +269,10 @@ class CellMulticast:
             if msg.block_count == self.block_count and msg.seq == self.query_seq:
                 self._nacks[meter] = (set(decode_bitmap(msg.bitmap, msg.block_count)), msg.need)
             return []
-        if isinstance(msg, Missing) and msg.transfer == self.transfer and self.phase in ("verify", "poll"):
-            missing = set(decode_bitmap(msg.bitmap, msg.block_count))  # the verify found it short
+        if isinstance(msg, Missing) and msg.transfer == self.transfer and msg.seq == 0 \
+                and self.phase in ("verify", "poll"):
+            # the verify found it short (seq 0; a late NACK of a round carries its query's seq)
+            missing = set(decode_bitmap(msg.bitmap, msg.block_count))
             if missing and msg.block_count == self.block_count and meter not in self.failed:
                 self._short[meter] = (missing, max(1, msg.need))
             return []

@@ -110,6 +110,7 @@ class UnicastSession:
     _last: list[Message] = field(default_factory=list)
     _nonce: bytes = b""
     _activated: bool = False
+    _replayed: bool = False  # an order-replayed refusal was answered by a read-back once
 
     # ------------------------------------------------------------------ driving
     def start(self, now: float, *, at: Phase = "offer") -> list[Message]:
@@ -150,6 +151,12 @@ class UnicastSession:
         if isinstance(msg, Reject) and msg.transfer == 0 and self.phase != "offer":
             return []  # a late answer to a duplicated offer
         if isinstance(msg, Reject) and self._ours(msg.transfer, allow_zero=True):
+            if self.phase == "offer" and msg.code == "order-replayed" and self.transfer is not None \
+                    and not self._replayed:
+                # a resume after a multicast, but the meter has used the order already: it
+                # most likely finished meanwhile (its answer was lost), so read back first
+                self._replayed = True
+                return self._readback(now)
             if self.phase != "readback" and msg.code in REOFFER and self.reoffers < self.config.max_reoffers:
                 # the meter lost the transfer, or the offer was damaged on the way
                 self.reoffers += 1
