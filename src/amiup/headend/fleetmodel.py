@@ -394,12 +394,12 @@ def _multicast_cell(
         idx = np.flatnonzero(codable)
         c, uni = coded_round(need[idx], h[idx], big_h, p, sym_round, sym_answer)
         spend(c * sizes.coded * big_h)
-        settled = not (nack & ~codable).any() and still_short(need[idx][~uni], c, p) < 0.5
+        settled = not (nack & ~codable).any() and not join.any() and still_short(need[idx][~uni], c, p) < 0.5
         short = active & (need > 0)
         need[short] = np.maximum(0, need[short] - rng.binomial(c, 1.0 - p, size=int(short.sum())))
         by_uni = np.zeros(n, dtype=bool)
         by_uni[idx[uni]] = True
-        by_uni |= nack & ~codable
+        by_uni |= (nack & ~codable) | join  # a joiner's accept lists every block: plain, by unicast
         spend(_unicast_repair(rng, need, by_uni, h, p, sym_round, sym_answer, sizes.block))
         if settled:  # the margins make a meter still short unlikely: verify, don't ask again
             break
