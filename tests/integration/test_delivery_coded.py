@@ -379,3 +379,26 @@ def test_a_cell_at_20_percent_loss_confirms_every_meter(seed: int) -> None:
     out = run.run(T0 + DAY)
     assert {m: o.code for m, o in out.items() if o.confirmed_at is None} == {}
     assert all(ep.meter.slot_image(COMPONENT) == image for ep in eps)
+
+
+def test_a_short_meter_whose_readback_was_lost_is_named_once() -> None:
+    """Short at verify and silent too (its ``running`` lost): one name in the poll."""
+    kit = make_kit()
+    eps = make_meters(kit, 3)
+    delivery, image = make_delivery(kit, [e.meter_id for e in eps])
+    victim = eps[1].meter_id
+    polls: list[GetStatus] = []
+
+    def drop(meter: str, msg: Message) -> bool:
+        if isinstance(msg, GetStatus) and msg.meters:
+            polls.append(msg)
+        if meter != victim:
+            return False
+        lost = isinstance(msg, Block) and msg.index in (5, 6)
+        return isinstance(msg, Query) or lost or (isinstance(msg, GetStatus) and not msg.meters)
+
+    cm = CellMulticast({e.meter_id: 2 for e in eps}, delivery, MulticastConfig(expected_loss=0.0))
+    _cell(eps, cm, drop, [])
+    assert sorted(cm.confirmed) == sorted(e.meter_id for e in eps) and cm.sessions == {}
+    assert polls[0].meters == short_id(victim)  # named once, not twice
+    assert all(ep.meter.slot_image(COMPONENT) == image for ep in eps)

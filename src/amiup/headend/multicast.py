@@ -515,7 +515,7 @@ class CellMulticast:
         fixable = sorted(m for m, (miss, need) in short.items()
                          if need <= self.config.poll_repair_max and len(miss) <= MAX_PENDING)
         self._incomplete.update(m for m in short if m not in fixable)  # a session resumes them
-        names = sorted(self._silent() + fixable)
+        names = sorted(set(self._silent()) | set(fixable))  # a short meter may also be silent
         if not names or self.polls >= self.config.poll_rounds:
             self._incomplete.update(fixable)
             return self._sessions(now)
