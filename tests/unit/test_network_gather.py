@@ -67,6 +67,14 @@ def test_merge_caps_frames_at_512_meters_and_at_the_message_size() -> None:
     assert {m for f in frames for m, _ in split(f, _ids(*meters))} == set(meters)
     with pytest.raises(AmiupError):
         merge(answers, cap=MAX_GATHERED + 1)
+    # every meter a version of its own, 200 characters long: frames split by size, not count
+    odd = [(short_id(m), _ans("9." * 99 + f"{i:02d}")) for i, m in enumerate(meters[:500])]
+    frames = merge(odd)
+    assert len(frames) > 5
+    for f in frames:
+        data = encode(f)
+        assert len(data) <= DEFAULT_LIMITS.max_message and decode(data) == f
+    assert sum(len(f.answers()) for f in frames) == 500
 
 
 @req("AMI-4", "UMS-8")

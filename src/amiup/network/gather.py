@@ -27,17 +27,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from amiup.errors import error
-from amiup.wire import Gathered, GatherGroup, Running
-from amiup.wire.brief import pack, short_id
+from amiup.wire import DEFAULT_LIMITS, Gathered, GatherGroup, Running
+from amiup.wire.brief import SHORT_ID_LEN, pack, short_id
 from amiup.wire.messages import MAX_GATHERED
 
 MAX_BUFFERED = 8 * MAX_GATHERED
 """Entries one node holds for a read-back (a bounded buffer); more are forwarded at once."""
 
 
-def merge(answers: Iterable[tuple[bytes, Running]], *, cap: int = MAX_GATHERED) -> list[Gathered]:
+def merge(answers: Iterable[tuple[bytes, Running]], *, cap: int = MAX_GATHERED,
+          max_bytes: int = DEFAULT_LIMITS.max_message) -> list[Gathered]:
     """Frames carrying ``answers`` (short id, answer): grouped by (nonce, running, state), at
-    most ``cap`` meters a frame (2 KiB of short ids: well under the wire's message cap).
+    most ``cap`` meters and about ``max_bytes`` encoded bytes a frame (512 short ids are 2 KiB,
+    but many groups with long version strings could outgrow a message).
 
     A meter repeated for the same nonce is kept once (the first answer). Order is kept: by
     first appearance of each group, meters in arrival order.
@@ -53,17 +55,22 @@ def merge(answers: Iterable[tuple[bytes, Running]], *, cap: int = MAX_GATHERED) 
         groups.setdefault(answer.nonce, {}).setdefault((answer.running, answer.state), []).append(meter)
     frames: list[Gathered] = []
     for nonce, by_state in groups.items():
+        fixed = len(nonce) + 16  # array, version, tag, nonce header, groups header, crc
         current: list[GatherGroup] = []
-        count = 0
+        count, size = 0, fixed
         for (running, state), meters in by_state.items():
+            head = len(running.encode()) + 12  # group array, text and ids headers, state
             i = 0
             while i < len(meters):
-                if count == cap:
+                room = min(cap - count, (max_bytes - size - head) // SHORT_ID_LEN)
+                if room < 1 and current:
                     frames.append(Gathered(nonce, tuple(current)))
-                    current, count = [], 0
-                take = meters[i:i + cap - count]
+                    current, count, size = [], 0, fixed
+                    continue
+                take = meters[i:i + max(1, room)]
                 current.append(GatherGroup(running, state, pack(take)))
                 count += len(take)
+                size += head + SHORT_ID_LEN * len(take)
                 i += len(take)
         if current:
             frames.append(Gathered(nonce, tuple(current)))
